@@ -177,3 +177,78 @@ pub fn closed_port() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr")
 }
+
+/// A fresh request id, to find a request's log line.
+pub fn request_id() -> String {
+    format!("test-{}", hex(&rand::random::<[u8; 12]>()))
+}
+
+/// The proxy's answer to a missing token (DESIGN.md §2, RFC 6750).
+pub fn assert_missing_token(reply: &Reply) {
+    assert_eq!(reply.status, 401, "no token is 401: {}", reply.text());
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(r#"Bearer realm="retainwise""#)
+    );
+    assert_eq!(reply.error(), "missing_token");
+    assert_error_shape(reply);
+}
+
+/// The proxy's answer to an invalid token (DESIGN.md §2, RFC 6750).
+pub fn assert_invalid_token(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        401,
+        "an invalid token is 401: {}",
+        reply.text()
+    );
+    let challenge = reply
+        .header("www-authenticate")
+        .expect("a WWW-Authenticate header");
+    assert!(
+        challenge.starts_with(
+            r#"Bearer realm="retainwise", error="invalid_token", error_description=""#
+        ),
+        "unexpected challenge: {challenge}"
+    );
+    assert_eq!(reply.error(), "invalid_token");
+    assert_error_shape(reply);
+}
+
+/// Every error body is `{"error": "...", "message": "..."}` and every
+/// response carries `X-Request-Id`.
+pub fn assert_error_shape(reply: &Reply) {
+    let body = reply.json();
+    assert!(
+        body["error"].is_string(),
+        "error body {body} has an error string"
+    );
+    assert!(
+        body["message"].is_string(),
+        "error body {body} has a message string"
+    );
+    assert!(
+        reply.header("x-request-id").is_some(),
+        "error response has an X-Request-Id"
+    );
+}
+
+/// Fails the test if the body contains the token or any of its segments.
+pub fn assert_not_echoed(reply: &Reply, token: &str) {
+    let text = reply.text();
+    for part in std::iter::once(token).chain(token.split('.').filter(|s| s.len() > 8)) {
+        assert!(
+            !text.contains(part),
+            "the response echoes (part of) the token: {text}"
+        );
+    }
+    for (name, value) in &reply.headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        for part in std::iter::once(token).chain(token.split('.').filter(|s| s.len() > 8)) {
+            assert!(
+                !value.contains(part),
+                "header {name} echoes (part of) the token: {value}"
+            );
+        }
+    }
+}

@@ -80,13 +80,17 @@ impl RawRequest {
 
     /// Sends the request to `addr` and reads one response.
     pub async fn send(&self, addr: SocketAddr) -> Reply {
-        send_bytes(addr, &self.to_bytes()).await
+        exchange(addr, &self.to_bytes(), self.method == "HEAD").await
     }
 }
 
 /// Writes `bytes` to a new connection to `addr` and reads one response
 /// (until it is complete or the peer closes; 10 s at most).
 pub async fn send_bytes(addr: SocketAddr, bytes: &[u8]) -> Reply {
+    exchange(addr, bytes, false).await
+}
+
+async fn exchange(addr: SocketAddr, bytes: &[u8], head: bool) -> Reply {
     let mut stream = TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
@@ -97,12 +101,12 @@ pub async fn send_bytes(addr: SocketAddr, bytes: &[u8]) -> Reply {
     let read = async {
         let mut chunk = [0u8; 64 * 1024];
         loop {
-            if let Some(reply) = parse(&buffer, false) {
+            if let Some(reply) = parse(&buffer, head, false) {
                 return reply;
             }
             match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => {
-                    return parse(&buffer, true).unwrap_or_else(|| {
+                    return parse(&buffer, head, true).unwrap_or_else(|| {
                         panic!(
                             "connection closed without a complete response: {:?}",
                             String::from_utf8_lossy(&buffer)
@@ -119,8 +123,9 @@ pub async fn send_bytes(addr: SocketAddr, bytes: &[u8]) -> Reply {
 }
 
 /// Parses a complete response, or returns `None` when more bytes are needed.
-/// At `eof`, a response without a length ends where the bytes end.
-fn parse(buffer: &[u8], eof: bool) -> Option<Reply> {
+/// A response to HEAD has no body. At `eof`, a response without a length
+/// ends where the bytes end.
+fn parse(buffer: &[u8], head_request: bool, eof: bool) -> Option<Reply> {
     let head_end = buffer.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buffer[..head_end]).expect("response head is text");
     let mut lines = head.split("\r\n");
@@ -142,7 +147,9 @@ fn parse(buffer: &[u8], eof: bool) -> Option<Reply> {
     let chunked = headers
         .get("transfer-encoding")
         .is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("chunked")));
-    let body = if chunked {
+    let body = if head_request {
+        Vec::new()
+    } else if chunked {
         dechunk(rest)?
     } else if let Some(len) = headers.get("content-length") {
         let len: usize = len.to_str().ok()?.parse().ok()?;

@@ -92,9 +92,10 @@ pub fn check_claims(
         return Err(ClaimsError::BadIssuer);
     }
     if let Some(accepted) = &rules.audiences
-        && !audience_matches(claims.get("aud"), accepted) {
-            return Err(ClaimsError::BadAudience);
-        }
+        && !audience_matches(claims.get("aud"), accepted)
+    {
+        return Err(ClaimsError::BadAudience);
+    }
     if let Some(accepted) = &rules.authorized_parties {
         // Required when configured: a token without azp could have been
         // minted for any origin, which is what the check is there to stop.

@@ -115,9 +115,10 @@ impl ProxyError {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(challenge) = self.challenge()
-            && let Ok(value) = HeaderValue::from_str(&challenge) {
-                headers.insert(WWW_AUTHENTICATE, value);
-            }
+            && let Ok(value) = HeaderValue::from_str(&challenge)
+        {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
         if let ProxyError::KeysUnavailable { retry_after } = self {
             headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }

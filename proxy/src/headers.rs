@@ -222,9 +222,10 @@ pub fn strip_credentials(headers: &mut HeaderMap) {
         .collect();
     headers.remove(COOKIE);
     if !kept.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.insert(COOKIE, value);
-        }
+        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(COOKIE, value);
+    }
 }
 
 #[cfg(test)]

@@ -190,17 +190,20 @@ fn parse_key(entry: &Value) -> Result<VerifyingKey, String> {
         None => return Err("no kty".to_owned()),
     }
     if let Some(key_use) = entry.get("use")
-        && key_use.as_str() != Some("sig") {
-            return Err(format!("use {key_use} is not sig"));
-        }
+        && key_use.as_str() != Some("sig")
+    {
+        return Err(format!("use {key_use} is not sig"));
+    }
     if let Some(alg) = entry.get("alg")
-        && alg.as_str() != Some("RS256") {
-            return Err(format!("alg {alg} is not RS256"));
-        }
+        && alg.as_str() != Some("RS256")
+    {
+        return Err(format!("alg {alg} is not RS256"));
+    }
     if let Some(ops) = entry.get("key_ops").and_then(Value::as_array)
-        && !ops.iter().any(|op| op.as_str() == Some("verify")) {
-            return Err("key_ops does not include verify".to_owned());
-        }
+        && !ops.iter().any(|op| op.as_str() == Some("verify"))
+    {
+        return Err("key_ops does not include verify".to_owned());
+    }
     let kid = match field("kid") {
         Some(kid) if !kid.is_empty() => kid.to_owned(),
         _ => return Err("no kid".to_owned()),

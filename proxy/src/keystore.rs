@@ -125,9 +125,10 @@ impl KeyStore {
     pub fn lookup_now(&self, kid: &str) -> KeyLookup {
         let snapshot = self.current.load();
         if self.fresh(&snapshot)
-            && let Some(key) = snapshot.set.keys.get(kid) {
-                return KeyLookup::Found(Arc::clone(key));
-            }
+            && let Some(key) = snapshot.set.keys.get(kid)
+        {
+            return KeyLookup::Found(Arc::clone(key));
+        }
         if let Some(key) = &self.pem_key {
             return KeyLookup::Found(Arc::clone(key));
         }

@@ -129,9 +129,10 @@ impl Pipeline {
             // h2 carries the host as :authority; the app speaks HTTP/1.1 and
             // reads Host.
             if let Some(authority) = request.uri().authority()
-                && let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-                    request.headers_mut().insert(HOST, value);
-                }
+                && let Ok(value) = HeaderValue::from_str(authority.as_str())
+            {
+                request.headers_mut().insert(HOST, value);
+            }
         }
 
         // 6. Forward, and clean the way back.

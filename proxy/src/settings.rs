@@ -175,13 +175,14 @@ impl Settings {
         let mut warnings = Warnings::default();
         if reader.errors.is_empty()
             && let Some(settings) = &settings
-                && settings.claims.authorized_parties.is_none() {
-                    warnings.0.push(
-                        "CLERK_AUTHORIZED_PARTIES is unset: the azp claim is not checked \
+            && settings.claims.authorized_parties.is_none()
+        {
+            warnings.0.push(
+                "CLERK_AUTHORIZED_PARTIES is unset: the azp claim is not checked \
                          (Clerk calls this check essential against CSRF)"
-                            .to_owned(),
-                    );
-                }
+                    .to_owned(),
+            );
+        }
         match settings {
             Some(settings) if reader.errors.is_empty() => Ok((settings, warnings)),
             _ => Err(SettingsError(reader.errors)),
@@ -381,12 +382,13 @@ impl Reader {
         );
         let log = self.text("log").unwrap_or_else(|| DEFAULT_LOG.to_owned());
         if let (Some(ttl), Some(max_age)) = (jwks_cache_ttl, jwks_cache_max_age)
-            && max_age < ttl {
-                self.fail(
-                    "jwks_cache_max_age",
-                    "must not be shorter than JWKS_CACHE_TTL, or keys expire between refreshes",
-                );
-            }
+            && max_age < ttl
+        {
+            self.fail(
+                "jwks_cache_max_age",
+                "must not be shorter than JWKS_CACHE_TTL, or keys expire between refreshes",
+            );
+        }
         Some(Settings {
             listen: listen?,
             admin_listen: admin_listen?,

@@ -1,1 +1,81 @@
-fn main() {}
+//! `retainwise-proxy`: parse arguments, load settings, run.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use retainwise_proxy::settings::Settings;
+use retainwise_proxy::{server, telemetry};
+
+/// The default settings file, read when present and `--config` is not given.
+const DEFAULT_CONFIG: &str = "config/default.toml";
+
+/// Authentication sidecar: verifies RS256 session tokens against a JWKS
+/// and forwards requests to the app with X-User-Id.
+///
+/// Settings come from built-in defaults, then the config file, then the
+/// environment (PROXY_<KEY>, CLERK_ISSUER_URL, CLERK_JWKS_URL, ...); see
+/// config/default.toml for every key.
+#[derive(Debug, Parser)]
+#[command(name = "retainwise-proxy", version)]
+struct Cli {
+    /// Settings file (TOML). Without it, config/default.toml is read if present.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Check the settings, print any problems, and exit without serving.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let (file, required) = match &cli.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    let (settings, warnings) = match Settings::load(Some(&file), required, &env) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for line in &errors.0 {
+                eprintln!("retainwise-proxy: {line}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        for warning in &warnings.0 {
+            eprintln!("retainwise-proxy: warning: {warning}");
+        }
+        println!("settings are valid");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(err) = telemetry::init(&settings.log) {
+        eprintln!("retainwise-proxy: {err}");
+        return ExitCode::from(2);
+    }
+    for warning in &warnings.0 {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("retainwise-proxy: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "startup failed");
+            eprintln!("retainwise-proxy: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

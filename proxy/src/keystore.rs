@@ -1,0 +1,284 @@
+//! The key store: the current key set behind `ArcSwap`, and its refreshing.
+//!
+//! ```text
+//!   requests ──load()──▶ ArcSwap<Snapshot> ◀──store()── refresh (one at a time)
+//!                              ▲                          ▲            ▲
+//!                        never blocks            background loop   unknown kid
+//!                                               (TTL ± jitter,    (single flight,
+//!                                                backoff)          ≥ min interval)
+//! ```
+//!
+//! Readers never wait on a fetch. A token with an unknown kid may wait for
+//! one refresh, so a rotated key works on its first request; but at most one
+//! fetch runs at a time and at most one per minimum interval is started for
+//! unknown kids, and unknown kids are remembered briefly, so a flood of
+//! random kids costs one fetch, not thousands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+
+use crate::fetch::{FetchError, KeySource};
+use crate::jwks::{KeySet, VerifyingKey, parse_jwks};
+use crate::metrics as m;
+
+/// How long an unknown kid is answered without asking the JWKS again.
+const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Bounded so a kid flood cannot grow memory.
+const NEGATIVE_CACHE_SIZE: usize = 4096;
+/// First retry after a failed fetch; doubles up to the cap.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Retries never wait longer than this (or the TTL, if shorter).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// What a 503 for missing keys tells the client to wait.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The keys in force and when they were fetched.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub set: KeySet,
+    /// Last successful fetch; `None` before the first one.
+    pub fetched_at: Option<Instant>,
+}
+
+/// The answer to "which key verifies this kid?".
+#[derive(Debug)]
+pub enum KeyLookup {
+    Found(Arc<VerifyingKey>),
+    UnknownKid,
+    /// No usable keys: never fetched, or older than the max age.
+    Unavailable,
+}
+
+#[derive(Debug)]
+pub struct KeyStore {
+    current: ArcSwap<Snapshot>,
+    /// A PEM key (`CLERK_JWT_KEY`) verifies any kid the JWKS does not list.
+    pem_key: Option<Arc<VerifyingKey>>,
+    source: Option<KeySource>,
+    max_age: Duration,
+    min_refresh_interval: Duration,
+    /// Serialises fetches: the single flight.
+    fetch_lock: tokio::sync::Mutex<Option<Instant>>,
+    /// Completed fetch attempts; lets a waiter see that someone else fetched.
+    attempts: AtomicU64,
+    last_fetch_failed: AtomicBool,
+    unknown_kids: quick_cache::sync::Cache<String, Instant>,
+    /// Stands in for the last success before the first one, so the age
+    /// gauge grows (and alerts fire) when keys never loaded at all.
+    started: Instant,
+}
+
+impl KeyStore {
+    pub fn new(
+        source: Option<KeySource>,
+        pem_key: Option<VerifyingKey>,
+        max_age: Duration,
+        min_refresh_interval: Duration,
+    ) -> Self {
+        KeyStore {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            pem_key: pem_key.map(Arc::new),
+            source,
+            max_age,
+            min_refresh_interval,
+            fetch_lock: tokio::sync::Mutex::new(None),
+            attempts: AtomicU64::new(0),
+            last_fetch_failed: AtomicBool::new(false),
+            unknown_kids: quick_cache::sync::Cache::new(NEGATIVE_CACHE_SIZE),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn has_source(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Whether the fetched keys may still be used.
+    fn fresh(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .fetched_at
+            .is_some_and(|at| at.elapsed() <= self.max_age)
+    }
+
+    /// Whether any key can verify right now (readiness, and 503 vs 401).
+    pub fn usable(&self) -> bool {
+        self.pem_key.is_some() || self.fresh(&self.current.load())
+    }
+
+    /// Why the store is not usable, for `/readyz`.
+    pub fn unusable_reason(&self) -> Option<&'static str> {
+        if self.usable() {
+            return None;
+        }
+        Some(if self.current.load().fetched_at.is_none() {
+            "keys not loaded"
+        } else {
+            "keys stale"
+        })
+    }
+
+    /// The key for `kid` in the current set, without waiting.
+    pub fn lookup_now(&self, kid: &str) -> KeyLookup {
+        let snapshot = self.current.load();
+        if self.fresh(&snapshot)
+            && let Some(key) = snapshot.set.keys.get(kid)
+        {
+            return KeyLookup::Found(Arc::clone(key));
+        }
+        if let Some(key) = &self.pem_key {
+            return KeyLookup::Found(Arc::clone(key));
+        }
+        if self.fresh(&snapshot) {
+            KeyLookup::UnknownKid
+        } else {
+            KeyLookup::Unavailable
+        }
+    }
+
+    /// The key for `kid`, refreshing once if the kid is new to us.
+    pub async fn lookup(&self, kid: &str) -> KeyLookup {
+        match self.lookup_now(kid) {
+            KeyLookup::UnknownKid => {}
+            other => return other,
+        }
+        if self.source.is_none() {
+            return KeyLookup::UnknownKid;
+        }
+        if self
+            .unknown_kids
+            .get(kid)
+            .is_some_and(|seen| seen.elapsed() < NEGATIVE_CACHE_TTL)
+        {
+            return KeyLookup::UnknownKid;
+        }
+        self.refresh(RefreshCause::UnknownKid).await;
+        let found = self.lookup_now(kid);
+        if matches!(found, KeyLookup::UnknownKid) {
+            self.unknown_kids.insert(kid.to_owned(), Instant::now());
+        }
+        found
+    }
+
+    /// Fetches and swaps in a new key set, one fetch at a time.
+    ///
+    /// Returns whether the keys are usable afterwards.
+    pub async fn refresh(&self, cause: RefreshCause) -> bool {
+        let Some(source) = &self.source else {
+            return self.usable();
+        };
+        let seen = self.attempts.load(Ordering::Acquire);
+        let mut last_attempt = self.fetch_lock.lock().await;
+        if cause == RefreshCause::UnknownKid {
+            if self.attempts.load(Ordering::Acquire) != seen {
+                // Someone fetched while we queued: their result is ours.
+                return self.usable();
+            }
+            if last_attempt.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
+                return self.usable();
+            }
+        }
+        *last_attempt = Some(Instant::now());
+        let outcome = source
+            .fetch()
+            .await
+            .and_then(|body| parse_jwks(&body).map_err(FetchError::Document));
+        match outcome {
+            Ok((set, skipped)) => {
+                for key in &skipped {
+                    tracing::warn!(kid = ?key.kid, reason = %key.reason, "skipped JWKS key");
+                }
+                metrics::counter!(m::JWKS_SKIPPED_KEYS).increment(skipped.len() as u64);
+                metrics::counter!(m::JWKS_FETCHES, "result" => "success", "reason" => "ok")
+                    .increment(1);
+                metrics::gauge!(m::JWKS_KEYS).set(set.keys.len() as f64);
+                tracing::info!(keys = set.keys.len(), cause = cause.as_str(), "JWKS loaded");
+                self.current.store(Arc::new(Snapshot {
+                    set,
+                    fetched_at: Some(Instant::now()),
+                }));
+                self.unknown_kids.clear();
+                self.last_fetch_failed.store(false, Ordering::Release);
+            }
+            Err(err) => {
+                metrics::counter!(m::JWKS_FETCHES, "result" => "error", "reason" => err.reason())
+                    .increment(1);
+                tracing::warn!(error = %err, cause = cause.as_str(), "JWKS fetch failed; keeping current keys");
+                self.last_fetch_failed.store(true, Ordering::Release);
+            }
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        self.usable()
+    }
+
+    /// Keeps the key set fresh until the process stops.
+    pub async fn run_refresh_loop(self: Arc<Self>, ttl: Duration) {
+        if self.source.is_none() {
+            return;
+        }
+        let cap = MAX_BACKOFF.min(ttl);
+        let mut backoff = FIRST_BACKOFF.min(cap);
+        loop {
+            let ok = self.refresh(RefreshCause::Scheduled).await && !self.last_fetch_failed();
+            let delay = if ok {
+                backoff = FIRST_BACKOFF.min(cap);
+                jittered(ttl)
+            } else {
+                let delay = backoff;
+                backoff = (backoff * 2).min(cap);
+                delay
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    pub fn last_fetch_failed(&self) -> bool {
+        self.last_fetch_failed.load(Ordering::Acquire)
+    }
+
+    /// Updates the gauges that depend on the clock; called before a scrape.
+    pub fn export_gauges(&self) {
+        let snapshot = self.current.load();
+        let age = snapshot
+            .fetched_at
+            .unwrap_or(self.started)
+            .elapsed()
+            .as_secs_f64();
+        if self.source.is_some() {
+            metrics::gauge!(m::JWKS_LAST_SUCCESS_AGE).set(age);
+        }
+        let stale = snapshot.fetched_at.is_some() && self.last_fetch_failed();
+        metrics::gauge!(m::JWKS_STALE).set(if stale { 1.0 } else { 0.0 });
+        let count = if self.fresh(&snapshot) {
+            snapshot.set.keys.len()
+        } else {
+            0
+        };
+        metrics::gauge!(m::JWKS_KEYS).set((count + usize::from(self.pem_key.is_some())) as f64);
+    }
+}
+
+/// Why a refresh was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshCause {
+    Scheduled,
+    UnknownKid,
+}
+
+impl RefreshCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            RefreshCause::Scheduled => "scheduled",
+            RefreshCause::UnknownKid => "unknown_kid",
+        }
+    }
+}
+
+/// ±10 % so a fleet of proxies started together does not fetch in lockstep.
+fn jittered(ttl: Duration) -> Duration {
+    let factor = rand::rng().random_range(0.9..=1.1);
+    ttl.mul_f64(factor)
+}

@@ -1,0 +1,111 @@
+//! Metric names, descriptions and the Prometheus recorder.
+//!
+//! Every name starts with `retainwise_proxy_` and follows Prometheus naming
+//! (`_total` for counters, base units in the name) so `promtool check
+//! metrics` is clean. Labels are few and bounded: status class, not status;
+//! reason from a fixed list, never anything the client chose.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS: &str = "retainwise_proxy_requests_total";
+pub const REQUEST_DURATION: &str = "retainwise_proxy_request_duration_seconds";
+pub const AUTH_DECISIONS: &str = "retainwise_proxy_auth_decisions_total";
+pub const VERIFY_DURATION: &str = "retainwise_proxy_verify_duration_seconds";
+pub const JWKS_FETCHES: &str = "retainwise_proxy_jwks_fetches_total";
+pub const JWKS_KEYS: &str = "retainwise_proxy_jwks_keys";
+pub const JWKS_LAST_SUCCESS_AGE: &str = "retainwise_proxy_jwks_last_success_age_seconds";
+pub const JWKS_STALE: &str = "retainwise_proxy_jwks_stale";
+pub const JWKS_SKIPPED_KEYS: &str = "retainwise_proxy_jwks_skipped_keys_total";
+pub const TOKEN_CACHE_HITS: &str = "retainwise_proxy_token_cache_hits_total";
+pub const TOKEN_CACHE_MISSES: &str = "retainwise_proxy_token_cache_misses_total";
+pub const UPSTREAM_ERRORS: &str = "retainwise_proxy_upstream_errors_total";
+pub const IN_FLIGHT: &str = "retainwise_proxy_in_flight_requests";
+pub const BUILD_INFO: &str = "retainwise_proxy_build_info";
+
+/// Request latencies span sub-millisecond cache hits to minute-long uploads.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+/// An RS256 check takes tens of microseconds; a cache hit a few.
+const VERIFY_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.01,
+];
+
+/// Installs the process-wide recorder and describes every metric.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), REQUEST_BUCKETS)
+        .and_then(|builder| {
+            builder
+                .set_buckets_for_metric(Matcher::Full(VERIFY_DURATION.to_owned()), VERIFY_BUCKETS)
+        })
+        .map_err(|err| err.to_string())?
+        .install_recorder()
+        .map_err(|err| err.to_string())?;
+    describe();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!(
+        REQUESTS,
+        "Requests answered on the data listener, by status class."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from request head to response head on the data listener."
+    );
+    describe_counter!(
+        AUTH_DECISIONS,
+        "Authentication decisions by result (allowed, rejected, public, unavailable) and reason."
+    );
+    describe_histogram!(
+        VERIFY_DURATION,
+        Unit::Seconds,
+        "Time to verify one token, cache hits included."
+    );
+    describe_counter!(JWKS_FETCHES, "JWKS fetches by result and reason.");
+    describe_gauge!(JWKS_KEYS, "Usable keys in the current key set.");
+    describe_gauge!(
+        JWKS_LAST_SUCCESS_AGE,
+        Unit::Seconds,
+        "Seconds since the key set was last fetched successfully."
+    );
+    describe_gauge!(
+        JWKS_STALE,
+        "1 while the last fetch failed and older keys are still being served."
+    );
+    describe_counter!(JWKS_SKIPPED_KEYS, "JWKS entries skipped as unusable.");
+    describe_counter!(
+        TOKEN_CACHE_HITS,
+        "Tokens found in the verified-token cache."
+    );
+    describe_counter!(
+        TOKEN_CACHE_MISSES,
+        "Tokens verified with RSA because they were not cached."
+    );
+    describe_counter!(
+        UPSTREAM_ERRORS,
+        "Failed upstream exchanges by kind (connect, timeout, other)."
+    );
+    describe_gauge!(IN_FLIGHT, "Requests being handled on the data listener.");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label says which build runs."
+    );
+}
+
+/// The status class label: bounded, unlike the status itself.
+pub fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,219 @@
+//! Listeners, connections and the shutdown sequence.
+//!
+//! On SIGTERM or SIGINT: readiness turns 503 at once (so the load balancer
+//! stops sending), the data listener stops accepting, in-flight requests
+//! get up to the drain time to finish, then the process exits 0.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::{self, Admin};
+use crate::fetch::KeySource;
+use crate::forward::Upstream;
+use crate::jwks::VerifyingKey;
+use crate::keystore::KeyStore;
+use crate::pipeline::Pipeline;
+use crate::settings::Settings;
+use crate::verify::Verifier;
+
+/// Request heads beyond this get 431: a real request head is a few KiB,
+/// and a session token well under 16 KiB.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Startup failures: a setting that only shows its problem when used
+/// (unreadable CA file, bad PEM), or a port already taken.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("setting {0}: {1}")]
+    Setting(&'static str, String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+impl StartError {
+    /// Settings problems are usage errors (exit 2); the rest are runtime (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Setting(..) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Builds the key store from the configured sources.
+pub fn key_store(settings: &Settings) -> Result<KeyStore, StartError> {
+    let keys = &settings.keys;
+    let pem_key = match &keys.jwt_key_pem {
+        Some(pem) => Some(
+            VerifyingKey::from_pem(pem).map_err(|err| StartError::Setting("CLERK_JWT_KEY", err))?,
+        ),
+        None => None,
+    };
+    let source = if let Some(url) = &keys.jwks_url {
+        let ca = match &keys.jwks_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|err| {
+                StartError::Setting("PROXY_JWKS_CA_FILE", format!("{}: {err}", path.display()))
+            })?),
+            None => None,
+        };
+        Some(
+            KeySource::url(url.clone(), ca.as_deref(), settings.jwks_fetch_timeout)
+                .map_err(|err| StartError::Setting("PROXY_JWKS_CA_FILE", err))?,
+        )
+    } else {
+        keys.jwks_file.clone().map(KeySource::File)
+    };
+    Ok(KeyStore::new(
+        source,
+        pem_key,
+        settings.jwks_cache_max_age,
+        settings.jwks_min_refresh_interval,
+    ))
+}
+
+/// Runs the proxy until a shutdown signal, then drains.
+pub async fn run(settings: Settings) -> Result<(), StartError> {
+    let metrics = crate::metrics::install().map_err(StartError::Metrics)?;
+    let keys = Arc::new(key_store(&settings)?);
+    let upstream = Upstream::new(
+        &settings.upstream,
+        settings.upstream_connect_timeout,
+        settings.upstream_timeout,
+    );
+    let pipeline = Arc::new(Pipeline {
+        verifier: Verifier::new(
+            Arc::clone(&keys),
+            settings.claims.clone(),
+            settings.token_cache_size,
+        ),
+        upstream: upstream.clone(),
+        public_paths: settings.public_paths.clone(),
+        forward_credentials: settings.forward_credentials,
+    });
+
+    let data_listener = bind(settings.listen).await?;
+    let admin_listener = bind(settings.admin_listen).await?;
+    log_listening("data", &data_listener);
+    log_listening("admin", &admin_listener);
+
+    tokio::spawn(Arc::clone(&keys).run_refresh_loop(settings.jwks_cache_ttl));
+
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin = Arc::new(Admin {
+        keys,
+        upstream,
+        metrics,
+        draining: Arc::clone(&draining),
+    });
+    tokio::spawn(admin::serve(admin_listener, admin));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let signal = shutdown_signal().await;
+        // Readiness first: the load balancer must see 503 before the
+        // listener goes away, or it keeps sending to a closed port.
+        draining.store(true, Ordering::SeqCst);
+        tracing::info!(signal, "shutting down: readiness is now 503, draining");
+        let _ = stop_tx.send(true);
+    });
+
+    serve_data(data_listener, pipeline, &settings, stop_rx).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| StartError::Bind(addr, err))
+}
+
+fn log_listening(listener: &'static str, socket: &TcpListener) {
+    if let Ok(addr) = socket.local_addr() {
+        tracing::info!(message = "listening", listener, addr = %addr);
+    }
+}
+
+async fn serve_data(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    settings: &Settings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Usually out of file descriptors: back off instead
+                        // of spinning on the same error.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let pipeline = Arc::clone(&pipeline);
+                let service = service_fn(move |request| {
+                    let pipeline = Arc::clone(&pipeline);
+                    async move { Ok::<_, Infallible>(pipeline.handle(peer, request).await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(settings.drain_timeout) => {
+            tracing::warn!(drain_timeout_secs = settings.drain_timeout.as_secs(), "drain time over; closing remaining connections");
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; shutdown only by SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,242 @@
+//! Token verification: RS256 only, every rule explicit.
+//!
+//! There is no unverified mode. The order is fixed: parse the header and
+//! refuse anything but a plain RS256 header with a kid; find the key; check
+//! the signature; only then read the claims. jsonwebtoken does the RSA
+//! arithmetic and nothing else, because its validation defaults (60 s
+//! leeway, no `nbf`, loose `iss`/`aud` typing) are not ours.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::claims::{ClaimsError, ValidClaims, check_claims, check_clock};
+use crate::keystore::{KeyLookup, KeyStore};
+use crate::metrics as m;
+use crate::settings::ClaimRules;
+
+/// Clerk's tokens are around 1 KiB; anything past this is an attack on the
+/// parser, refused before a byte is decoded.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Kids are short identifiers; a long one is junk.
+const MAX_KID_BYTES: usize = 256;
+/// Header parameters that point at keys the token chooses for itself, or
+/// demand extensions we do not implement (RFC 7515 §4.1.11: a recipient
+/// that does not understand a `crit` extension must reject the token).
+const FORBIDDEN_HEADER_PARAMETERS: &[&str] = &["crit", "jku", "jwk", "x5u", "x5c"];
+
+/// Why a token was refused: the `reason` label and log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    TooLarge,
+    BadAlg,
+    MissingKid,
+    ForbiddenHeader,
+    UnknownKid,
+    BadSignature,
+    Claims(ClaimsError),
+}
+
+impl Rejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::TooLarge => "too_large",
+            Rejection::BadAlg => "bad_alg",
+            Rejection::MissingKid => "missing_kid",
+            Rejection::ForbiddenHeader => "forbidden_header",
+            Rejection::UnknownKid => "unknown_kid",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Claims(err) => err.reason(),
+        }
+    }
+
+    /// Text for `error_description`: fixed strings, never token content.
+    pub fn description(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "the token is not a well-formed JWT",
+            Rejection::TooLarge => "the token is too large",
+            Rejection::BadAlg => "the token is not signed with RS256",
+            Rejection::MissingKid => "the token header has no usable kid",
+            Rejection::ForbiddenHeader => "the token header carries a forbidden parameter",
+            Rejection::UnknownKid => "the token was signed by an unknown key",
+            Rejection::BadSignature => "the token signature is invalid",
+            Rejection::Claims(err) => err.description(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    Invalid(Rejection),
+    /// No usable keys: a 503, never the caller's fault.
+    KeysUnavailable,
+}
+
+impl From<Rejection> for VerifyError {
+    fn from(rejection: Rejection) -> Self {
+        VerifyError::Invalid(rejection)
+    }
+}
+
+/// Who the token says the caller is, once everything checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+}
+
+/// A token whose signature was verified, remembered so the RSA check runs
+/// once per token; the clock and the key are checked again on every use.
+#[derive(Debug)]
+struct VerifiedToken {
+    claims: ValidClaims,
+    kid: String,
+    modulus: Arc<[u8]>,
+}
+
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Arc<KeyStore>,
+    rules: ClaimRules,
+    /// Keyed by SHA-256 of the whole token: a hit proves it is byte for
+    /// byte the token that was verified, in 32 bytes instead of a kilobyte.
+    verified: quick_cache::sync::Cache<[u8; 32], Arc<VerifiedToken>>,
+}
+
+impl Verifier {
+    pub fn new(keys: Arc<KeyStore>, rules: ClaimRules, cache_size: usize) -> Self {
+        Verifier {
+            keys,
+            rules,
+            verified: quick_cache::sync::Cache::new(cache_size.max(1)),
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Identity, VerifyError> {
+        let started = Instant::now();
+        let result = self.verify_at(token, unix_now()).await;
+        metrics::histogram!(m::VERIFY_DURATION).record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// [`Verifier::verify`] with the clock passed in, for tests at the edges.
+    pub async fn verify_at(&self, token: &str, now: f64) -> Result<Identity, VerifyError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejection::TooLarge.into());
+        }
+        let digest = token_digest(token);
+        if let Some(cached) = self.verified.get(&digest) {
+            match self.keys.lookup_now(&cached.kid) {
+                KeyLookup::Found(key) if key.modulus == cached.modulus => {
+                    metrics::counter!(m::TOKEN_CACHE_HITS).increment(1);
+                    check_clock(&cached.claims.times, now, self.rules.leeway)
+                        .map_err(Rejection::Claims)?;
+                    return Ok(Identity {
+                        user_id: cached.claims.subject.clone(),
+                    });
+                }
+                KeyLookup::Unavailable => return Err(VerifyError::KeysUnavailable),
+                // The key was removed or replaced: verify from scratch, which
+                // refuses the token unless its kid is back with the same key.
+                _ => {
+                    self.verified.remove(&digest);
+                }
+            }
+        }
+        metrics::counter!(m::TOKEN_CACHE_MISSES).increment(1);
+        let verified = self.verify_uncached(token, now).await?;
+        let identity = Identity {
+            user_id: verified.claims.subject.clone(),
+        };
+        self.verified.insert(digest, Arc::new(verified));
+        Ok(identity)
+    }
+
+    async fn verify_uncached(&self, token: &str, now: f64) -> Result<VerifiedToken, VerifyError> {
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Rejection::Malformed.into());
+        };
+        if signature_b64.is_empty() {
+            return Err(Rejection::BadSignature.into());
+        }
+        let header = decode_object(header_b64)?;
+        let kid = check_header(&header)?;
+        let key = match self.keys.lookup(&kid).await {
+            KeyLookup::Found(key) => key,
+            KeyLookup::UnknownKid => return Err(Rejection::UnknownKid.into()),
+            KeyLookup::Unavailable => return Err(VerifyError::KeysUnavailable),
+        };
+        let signed_part = &token[..header_b64.len() + 1 + payload_b64.len()];
+        let signature_ok = jsonwebtoken::crypto::verify(
+            signature_b64,
+            signed_part.as_bytes(),
+            &key.decoding,
+            Algorithm::RS256,
+        )
+        .unwrap_or(false);
+        if !signature_ok {
+            return Err(Rejection::BadSignature.into());
+        }
+        let payload = decode_object(payload_b64)?;
+        let claims = check_claims(&payload, &self.rules, now).map_err(Rejection::Claims)?;
+        Ok(VerifiedToken {
+            claims,
+            kid,
+            modulus: Arc::clone(&key.modulus),
+        })
+    }
+}
+
+/// Checks the JOSE header and returns its kid.
+fn check_header(header: &Map<String, Value>) -> Result<String, Rejection> {
+    // An allow-list of exactly one, compared as the exact string: "none",
+    // "NoNe", "HS256" and "RS384" all fail here, before any key is chosen.
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return Err(Rejection::BadAlg);
+    }
+    if FORBIDDEN_HEADER_PARAMETERS
+        .iter()
+        .any(|name| header.contains_key(*name))
+    {
+        return Err(Rejection::ForbiddenHeader);
+    }
+    match header.get("kid").and_then(Value::as_str) {
+        Some(kid) if !kid.is_empty() && kid.len() <= MAX_KID_BYTES => Ok(kid.to_owned()),
+        _ => Err(Rejection::MissingKid),
+    }
+}
+
+fn decode_object(part: &str) -> Result<Map<String, Value>, Rejection> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| Rejection::Malformed)?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Rejection::Malformed),
+    }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}

@@ -176,6 +176,25 @@ async fn the_upstream_records_every_header_line_and_hashes_the_body() {
     assert_eq!(seen.body_len, 5);
     assert_eq!(seen.body_sha256, sha256_hex(b"hello"));
 
+    upstream.set_response_headers(&[
+        ("connection", "x-upstream-hop"),
+        ("x-upstream-hop", "1"),
+        ("keep-alive", "timeout=5"),
+    ]);
+    let reply = RawRequest::get("/hop").send(upstream.addr()).await;
+    assert_eq!(reply.header("x-upstream-hop"), Some("1"));
+    assert_eq!(reply.header("keep-alive"), Some("timeout=5"));
+    assert!(
+        reply
+            .headers
+            .get_all("connection")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("x-upstream-hop"))),
+        "the upstream really sends hop-by-hop response headers: {:?}",
+        reply.headers
+    );
+    upstream.set_response_headers(&[]);
+
     upstream.set_response_len(3 * 1024 * 1024);
     let reply = RawRequest::get("/big").send(upstream.addr()).await;
     assert_eq!(

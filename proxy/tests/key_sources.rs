@@ -83,14 +83,49 @@ async fn a_pem_key_and_a_jwks_url_work_together() {
     let proxy =
         start_proxy(settings(&jwks, &upstream).with("CLERK_JWT_KEY", key_a().public_pem())).await;
 
-    assert_eq!(
-        status_for(&proxy, &valid_token(key_b())).await,
-        200,
-        "JWKS key"
-    );
+    eventually("a token of the JWKS key is accepted", async || {
+        status_for(&proxy, &valid_token(key_b())).await == 200
+    })
+    .await;
     let pem_signed = TokenBuilder::new(key_a())
         .header("kid", serde_json::json!("ins_pem_only"))
         .build();
     assert_eq!(status_for(&proxy, &pem_signed).await, 200, "PEM key");
     assert_eq!(status_for(&proxy, &valid_token(foreign_key())).await, 401);
+}
+
+/// A PEM key is a fallback for kids the JWKS does not have; it must not
+/// stop a new kid from triggering the fetch that picks up a rotated key.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_pem_key_a_rotated_jwks_key_still_works_on_its_first_request() {
+    let jwks = start_jwks(&[key_b()]).await;
+    let upstream = start_upstream().await;
+    let proxy = start_proxy(
+        settings(&jwks, &upstream)
+            .with("CLERK_JWT_KEY", key_a().public_pem())
+            .with("PROXY_JWKS_MIN_REFRESH_INTERVAL", "1"),
+    )
+    .await;
+    eventually("a token of the JWKS key is accepted", async || {
+        status_for(&proxy, &valid_token(key_b())).await == 200
+    })
+    .await;
+    // Step out of the one-second window that the last fetch may count in.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    jwks.serve(&[key_b(), key_c()]);
+    let reply = send(
+        proxy
+            .get("/api/uploads")
+            .bearer_auth(token(key_c(), "user_rotated")),
+    )
+    .await;
+
+    assert_eq!(
+        reply.status,
+        200,
+        "the rotated key works at once: {}",
+        reply.text()
+    );
+    assert_eq!(upstream.last().header("x-user-id"), Some("user_rotated"));
 }

@@ -210,3 +210,35 @@ async fn azp_is_not_checked_when_unset_but_a_startup_warning_says_so() {
         });
     assert!(warned, "a startup warning names CLERK_AUTHORIZED_PARTIES");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clock_leeway_is_configurable() {
+    let (_jwks, _upstream, strict) = stack_with(&[("PROXY_CLOCK_LEEWAY", "0")]).await;
+    assert_claims_rejected(&strict, &["expired"], |c| c["exp"] = json!(now() - 2)).await;
+
+    let (_jwks, _upstream, lenient) = stack_with(&[("PROXY_CLOCK_LEEWAY", "60")]).await;
+    assert_claims_accepted(&lenient, |c| c["exp"] = json!(now() - 30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_token_stops_working_when_it_expires() {
+    let (_jwks, upstream, proxy) = stack_with(&[("PROXY_CLOCK_LEEWAY", "0")]).await;
+    let mut claims = clerk_claims("user_brief");
+    claims["exp"] = json!(now() + 2);
+    let token = mint_token(key_a(), claims);
+    let status = async || {
+        send(proxy.get("/api/uploads").bearer_auth(&token))
+            .await
+            .status
+    };
+    assert_eq!(status().await, 200);
+    assert_eq!(status().await, 200, "and again, from the token cache");
+
+    eventually("the token is refused once expired", async || {
+        status().await == 401
+    })
+    .await;
+    let forwarded = upstream.count();
+    assert_eq!(status().await, 401);
+    assert_eq!(upstream.count(), forwarded);
+}

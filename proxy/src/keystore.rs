@@ -139,28 +139,37 @@ impl KeyStore {
         }
     }
 
+    /// The key for `kid` in the fetched set, if that set may still be used.
+    fn fetched_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        let snapshot = self.current.load();
+        if !self.fresh(&snapshot) {
+            return None;
+        }
+        snapshot.set.keys.get(kid).cloned()
+    }
+
     /// The key for `kid`, refreshing once if the kid is new to us.
+    ///
+    /// The JWKS is asked before the PEM key stands in: otherwise a key
+    /// rotated into the JWKS would never be fetched while a PEM key is set.
     pub async fn lookup(&self, kid: &str) -> KeyLookup {
-        match self.lookup_now(kid) {
-            KeyLookup::UnknownKid => {}
-            other => return other,
+        if let Some(key) = self.fetched_key(kid) {
+            return KeyLookup::Found(key);
         }
-        if self.source.is_none() {
-            return KeyLookup::UnknownKid;
-        }
-        if self
+        let recently_unknown = self
             .unknown_kids
             .get(kid)
-            .is_some_and(|seen| seen.elapsed() < NEGATIVE_CACHE_TTL)
-        {
-            return KeyLookup::UnknownKid;
+            .is_some_and(|seen| seen.elapsed() < NEGATIVE_CACHE_TTL);
+        if self.source.is_some() && !recently_unknown {
+            self.refresh(RefreshCause::UnknownKid).await;
+            if let Some(key) = self.fetched_key(kid) {
+                return KeyLookup::Found(key);
+            }
+            if self.fresh(&self.current.load()) {
+                self.unknown_kids.insert(kid.to_owned(), Instant::now());
+            }
         }
-        self.refresh(RefreshCause::UnknownKid).await;
-        let found = self.lookup_now(kid);
-        if matches!(found, KeyLookup::UnknownKid) {
-            self.unknown_kids.insert(kid.to_owned(), Instant::now());
-        }
-        found
+        self.lookup_now(kid)
     }
 
     /// Fetches and swaps in a new key set, one fetch at a time.

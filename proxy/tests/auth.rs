@@ -234,6 +234,19 @@ async fn no_usable_keys_is_503_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_public_path_needs_no_keys() {
+    let jwks = start_jwks(&[key_a()]).await;
+    jwks.go_down().await;
+    let upstream = start_upstream().await;
+    let proxy = spawn_proxy(settings(&jwks, &upstream)).await;
+
+    let reply = send(proxy.get("/api/health")).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(upstream.last().identity_headers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_refused_upstream_is_502_bad_gateway() {
     let jwks = start_jwks(&[key_a()]).await;
     let upstream = start_upstream().await;

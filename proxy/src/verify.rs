@@ -168,11 +168,13 @@ impl Verifier {
         else {
             return Err(Rejection::Malformed.into());
         };
+        // The header first: an unsigned `alg: none` token is reported as
+        // bad_alg, which is what an operator should see in the metrics.
+        let header = decode_object(header_b64)?;
+        let kid = check_header(&header)?;
         if signature_b64.is_empty() {
             return Err(Rejection::BadSignature.into());
         }
-        let header = decode_object(header_b64)?;
-        let kid = check_header(&header)?;
         let key = match self.keys.lookup(&kid).await {
             KeyLookup::Found(key) => key,
             KeyLookup::UnknownKid => return Err(Rejection::UnknownKid.into()),

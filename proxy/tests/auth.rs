@@ -171,14 +171,30 @@ async fn two_authorization_headers_are_400_invalid_request() {
     assert_ambiguous(request, &[&alice, &mallory]).await;
 }
 
+/// Clerk's own rule: a browser sends its session cookie along with a fresher
+/// token in the header, so the header wins and the cookie is not a second
+/// credential. Neither reaches the app.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_bearer_token_and_a_different_session_cookie_are_400_invalid_request() {
+async fn a_bearer_token_wins_over_a_different_session_cookie() {
+    let jwks = start_jwks(&[key_a()]).await;
+    let upstream = start_upstream().await;
+    let proxy = start_proxy(settings(&jwks, &upstream)).await;
     let alice = token(key_a(), "user_alice");
     let mallory = token(key_a(), "user_mallory");
-    let request = RawRequest::get("/api/uploads")
-        .bearer(&alice)
-        .header("Cookie", &format!("__session={mallory}"));
-    assert_ambiguous(request, &[&alice, &mallory]).await;
+
+    let reply = send(
+        proxy
+            .get("/api/uploads")
+            .bearer_auth(&alice)
+            .header("cookie", format!("theme=dark; __session={mallory}")),
+    )
+    .await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let seen = upstream.last();
+    assert_eq!(seen.all("x-user-id"), ["user_alice"]);
+    assert!(!seen.has("authorization"));
+    assert_eq!(seen.cookies(), "theme=dark");
 }
 
 #[tokio::test(flavor = "multi_thread")]

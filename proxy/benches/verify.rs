@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use retainwise_proxy::jwks::VerifyingKey;
 use retainwise_proxy::keystore::KeyStore;
+use retainwise_proxy::metrics::HotMetrics;
 use retainwise_proxy::settings::ClaimRules;
 use retainwise_proxy::verify::Verifier;
 
@@ -60,7 +61,12 @@ fn verifier(key: &KeyPair, cache_size: usize) -> Verifier {
         authorized_parties: Some(vec!["https://app.retainwise.example".to_owned()]),
         leeway: Duration::from_secs(5),
     };
-    Verifier::new(Arc::new(store), rules, cache_size)
+    Verifier::new(
+        Arc::new(store),
+        rules,
+        cache_size,
+        Arc::new(HotMetrics::register()),
+    )
 }
 
 fn bench(c: &mut Criterion) {

@@ -6,6 +6,7 @@
 //! Each step says why it sits where it does.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{HOST, HeaderValue};
@@ -28,6 +29,7 @@ pub struct Pipeline {
     pub upstream: Upstream,
     pub public_paths: PublicPaths,
     pub forward_credentials: bool,
+    pub metrics: Arc<m::HotMetrics>,
 }
 
 /// How authentication ended, for the log line and the metric.
@@ -51,7 +53,7 @@ impl Pipeline {
         let method = request.method().clone();
         // Logged without the query: query strings carry tokens in some clients.
         let path = request.uri().path().to_owned();
-        metrics::gauge!(m::IN_FLIGHT).increment(1.0);
+        self.metrics.in_flight.increment(1.0);
 
         let mut decision = Decision::None;
         let mut response = match self.run(peer, &request_id, request, &mut decision).await {
@@ -67,8 +69,8 @@ impl Pipeline {
             .headers_mut()
             .insert(REQUEST_ID, request_id.clone());
 
-        metrics::gauge!(m::IN_FLIGHT).decrement(1.0);
-        record(&request_id, &method, &path, &response, &decision, started);
+        self.metrics.in_flight.decrement(1.0);
+        self.record(&request_id, &method, &path, &response, &decision, started);
         response
     }
 
@@ -162,51 +164,60 @@ impl Pipeline {
     }
 }
 
-/// The one place every request's outcome is written: metrics and the
-/// access log line.
-fn record(
-    request_id: &HeaderValue,
-    method: &http::Method,
-    path: &str,
-    response: &Response<Body>,
-    decision: &Decision,
-    started: Instant,
-) {
-    let status = response.status();
-    let elapsed = started.elapsed();
-    metrics::counter!(m::REQUESTS, "status_class" => m::status_class(status)).increment(1);
-    metrics::histogram!(m::REQUEST_DURATION).record(elapsed.as_secs_f64());
-    let (result, reason) = match decision {
-        Decision::None => ("", "-"),
-        Decision::Failed(reason) => ("", *reason),
-        Decision::Public => ("public", "public_path"),
-        Decision::Allowed(_) => ("allowed", "valid_token"),
-        Decision::Rejected(reason) => ("rejected", *reason),
-        Decision::Unavailable => ("unavailable", "keys_unavailable"),
-    };
-    if !result.is_empty() {
-        metrics::counter!(m::AUTH_DECISIONS, "result" => result, "reason" => reason).increment(1);
-    }
-    let request_id = request_id.to_str().unwrap_or("-");
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    match decision {
-        Decision::Allowed(user_id) => tracing::info!(
-            message = "request",
-            request_id,
-            method = %method,
-            path,
-            status = status.as_u16(),
-            latency_ms,
-            user_id = %user_id,
-        ),
-        _ => tracing::info!(
-            message = "request",
-            request_id,
-            method = %method,
-            path,
-            status = status.as_u16(),
-            latency_ms,
-            reason,
-        ),
+impl Pipeline {
+    /// The one place every request's outcome is written: metrics and the
+    /// access log line.
+    fn record(
+        &self,
+        request_id: &HeaderValue,
+        method: &http::Method,
+        path: &str,
+        response: &Response<Body>,
+        decision: &Decision,
+        started: Instant,
+    ) {
+        let status = response.status();
+        let elapsed = started.elapsed();
+        self.metrics.requests(status).increment(1);
+        self.metrics.request_duration.record(elapsed.as_secs_f64());
+        let (result, reason) = match decision {
+            Decision::None => ("", "-"),
+            Decision::Failed(reason) => ("", *reason),
+            Decision::Public => ("public", "public_path"),
+            Decision::Allowed(_) => ("allowed", "valid_token"),
+            Decision::Rejected(reason) => ("rejected", *reason),
+            Decision::Unavailable => ("unavailable", "keys_unavailable"),
+        };
+        match decision {
+            Decision::Allowed(_) => self.metrics.allowed.increment(1),
+            Decision::Public => self.metrics.public.increment(1),
+            _ if !result.is_empty() => {
+                metrics::counter!(m::AUTH_DECISIONS, "result" => result, "reason" => reason)
+                    .increment(1);
+            }
+            _ => {}
+        }
+        let request_id = request_id.to_str().unwrap_or("-");
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        match decision {
+            Decision::Allowed(user_id) => tracing::info!(
+                message = "request",
+                request_id,
+                method = %method,
+                path,
+                status = status.as_u16(),
+                latency_ms,
+                user_id = %user_id,
+            ),
+            _ => tracing::info!(
+                message = "request",
+                request_id,
+                method = %method,
+                path,
+                status = status.as_u16(),
+                latency_ms,
+                reason,
+            ),
+        }
     }
 }

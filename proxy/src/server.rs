@@ -92,15 +92,18 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         settings.upstream_connect_timeout,
         settings.upstream_timeout,
     );
+    let hot_metrics = Arc::new(crate::metrics::HotMetrics::register());
     let pipeline = Arc::new(Pipeline {
         verifier: Verifier::new(
             Arc::clone(&keys),
             settings.claims.clone(),
             settings.token_cache_size,
+            Arc::clone(&hot_metrics),
         ),
         upstream: upstream.clone(),
         public_paths: settings.public_paths.clone(),
         forward_credentials: settings.forward_credentials,
+        metrics: hot_metrics,
     });
 
     let data_listener = bind(settings.listen).await?;

@@ -106,14 +106,21 @@ pub struct Verifier {
     /// Keyed by SHA-256 of the whole token: a hit proves it is byte for
     /// byte the token that was verified, in 32 bytes instead of a kilobyte.
     verified: quick_cache::sync::Cache<[u8; 32], Arc<VerifiedToken>>,
+    metrics: Arc<m::HotMetrics>,
 }
 
 impl Verifier {
-    pub fn new(keys: Arc<KeyStore>, rules: ClaimRules, cache_size: usize) -> Self {
+    pub fn new(
+        keys: Arc<KeyStore>,
+        rules: ClaimRules,
+        cache_size: usize,
+        metrics: Arc<m::HotMetrics>,
+    ) -> Self {
         Verifier {
             keys,
             rules,
             verified: quick_cache::sync::Cache::new(cache_size.max(1)),
+            metrics,
         }
     }
 
@@ -124,7 +131,9 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Identity, VerifyError> {
         let started = Instant::now();
         let result = self.verify_at(token, unix_now()).await;
-        metrics::histogram!(m::VERIFY_DURATION).record(started.elapsed().as_secs_f64());
+        self.metrics
+            .verify_duration
+            .record(started.elapsed().as_secs_f64());
         result
     }
 
@@ -137,7 +146,7 @@ impl Verifier {
         if let Some(cached) = self.verified.get(&digest) {
             match self.keys.lookup_now(&cached.kid) {
                 KeyLookup::Found(key) if key.modulus == cached.modulus => {
-                    metrics::counter!(m::TOKEN_CACHE_HITS).increment(1);
+                    self.metrics.token_cache_hits.increment(1);
                     check_clock(&cached.claims.times, now, self.rules.leeway)
                         .map_err(Rejection::Claims)?;
                     return Ok(Identity {
@@ -152,7 +161,7 @@ impl Verifier {
                 }
             }
         }
-        metrics::counter!(m::TOKEN_CACHE_MISSES).increment(1);
+        self.metrics.token_cache_misses.increment(1);
         let verified = self.verify_uncached(token, now).await?;
         let identity = Identity {
             user_id: verified.claims.subject.clone(),

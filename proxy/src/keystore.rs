@@ -174,20 +174,21 @@ impl KeyStore {
 
     /// Fetches and swaps in a new key set, one fetch at a time.
     ///
-    /// Returns whether the keys are usable afterwards.
+    /// Returns whether the latest fetch (ours, or the one we waited for)
+    /// succeeded.
     pub async fn refresh(&self, cause: RefreshCause) -> bool {
         let Some(source) = &self.source else {
-            return self.usable();
+            return false;
         };
         let seen = self.attempts.load(Ordering::Acquire);
         let mut last_attempt = self.fetch_lock.lock().await;
         if cause == RefreshCause::UnknownKid {
             if self.attempts.load(Ordering::Acquire) != seen {
                 // Someone fetched while we queued: their result is ours.
-                return self.usable();
+                return !self.last_fetch_failed();
             }
             if last_attempt.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
-                return self.usable();
+                return !self.last_fetch_failed();
             }
         }
         *last_attempt = Some(Instant::now());
@@ -220,7 +221,7 @@ impl KeyStore {
             }
         }
         self.attempts.fetch_add(1, Ordering::AcqRel);
-        self.usable()
+        !self.last_fetch_failed()
     }
 
     /// Keeps the key set fresh until the process stops.
@@ -231,7 +232,7 @@ impl KeyStore {
         let cap = MAX_BACKOFF.min(ttl);
         let mut backoff = FIRST_BACKOFF.min(cap);
         loop {
-            let ok = self.refresh(RefreshCause::Scheduled).await && !self.last_fetch_failed();
+            let ok = self.refresh(RefreshCause::Scheduled).await;
             let delay = if ok {
                 backoff = FIRST_BACKOFF.min(cap);
                 jittered(ttl)
@@ -290,4 +291,115 @@ impl RefreshCause {
 fn jittered(ttl: Duration) -> Duration {
     let factor = rand::rng().random_range(0.9..=1.1);
     ttl.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn jwks(kids: &[&str]) -> String {
+        let n = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
+        let keys: Vec<String> = kids
+            .iter()
+            .map(|kid| format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{n}","e":"AQAB"}}"#))
+            .collect();
+        format!(r#"{{"keys":[{}]}}"#, keys.join(","))
+    }
+
+    struct JwksFile(std::path::PathBuf);
+
+    impl JwksFile {
+        fn new(name: &str, body: &str) -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("rw-keystore-{}-{name}.json", std::process::id()));
+            std::fs::write(&path, body).expect("write");
+            JwksFile(path)
+        }
+        fn store(&self, max_age: Duration, min_interval: Duration) -> KeyStore {
+            KeyStore::new(
+                Some(KeySource::File(self.0.clone())),
+                None,
+                max_age,
+                min_interval,
+            )
+        }
+        fn write(&self, body: &str) {
+            std::fs::write(&self.0, body).expect("write");
+        }
+    }
+
+    impl Drop for JwksFile {
+        fn drop(&mut self) {
+            std::fs::remove_file(&self.0).ok();
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn keys_are_unavailable_until_the_first_fetch() {
+        let file = JwksFile::new("first", &jwks(&["a"]));
+        let store = file.store(HOUR, Duration::ZERO);
+        assert!(matches!(store.lookup_now("a"), KeyLookup::Unavailable));
+        assert_eq!(store.unusable_reason(), Some("keys not loaded"));
+        assert!(store.refresh(RefreshCause::Scheduled).await);
+        assert!(matches!(store.lookup_now("a"), KeyLookup::Found(_)));
+        assert!(matches!(store.lookup_now("b"), KeyLookup::UnknownKid));
+    }
+
+    #[tokio::test]
+    async fn a_bad_document_leaves_the_current_keys_in_place() {
+        let file = JwksFile::new("bad", &jwks(&["a"]));
+        let store = file.store(HOUR, Duration::ZERO);
+        assert!(store.refresh(RefreshCause::Scheduled).await);
+        for bad in ["<html>", r#"{"keys":[]}"#, r#"{"keys":[{"kty":"EC"}]}"#] {
+            file.write(bad);
+            assert!(!store.refresh(RefreshCause::Scheduled).await, "{bad}");
+            assert!(store.last_fetch_failed());
+            assert!(
+                matches!(store.lookup_now("a"), KeyLookup::Found(_)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refreshes_once_per_interval() {
+        let file = JwksFile::new("rotate", &jwks(&["a"]));
+        let store = file.store(HOUR, HOUR);
+        assert!(store.refresh(RefreshCause::Scheduled).await);
+        file.write(&jwks(&["a", "b"]));
+        // The scheduled fetch just ran, so the interval blocks an early one.
+        assert!(matches!(store.lookup("b").await, KeyLookup::UnknownKid));
+        let store = file.store(HOUR, Duration::ZERO);
+        assert!(store.refresh(RefreshCause::Scheduled).await);
+        file.write(&jwks(&["a", "b", "c"]));
+        assert!(matches!(store.lookup("c").await, KeyLookup::Found(_)));
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_are_remembered_so_floods_do_not_fetch() {
+        let file = JwksFile::new("flood", &jwks(&["a"]));
+        let store = file.store(HOUR, Duration::ZERO);
+        assert!(store.refresh(RefreshCause::Scheduled).await);
+        assert!(matches!(store.lookup("zz").await, KeyLookup::UnknownKid));
+        let before = store.attempts.load(Ordering::Acquire);
+        file.write(&jwks(&["a", "zz"]));
+        assert!(matches!(store.lookup("zz").await, KeyLookup::UnknownKid));
+        assert_eq!(store.attempts.load(Ordering::Acquire), before);
+    }
+
+    #[tokio::test]
+    async fn keys_past_the_max_age_are_unavailable() {
+        let file = JwksFile::new("stale", &jwks(&["a"]));
+        let store = file.store(Duration::from_millis(30), Duration::ZERO);
+        assert!(store.refresh(RefreshCause::Scheduled).await);
+        assert!(store.usable());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!store.usable());
+        assert_eq!(store.unusable_reason(), Some("keys stale"));
+        assert!(matches!(store.lookup_now("a"), KeyLookup::Unavailable));
+    }
 }

@@ -5,7 +5,9 @@
 //! metrics` is clean. Labels are few and bounded: status class, not status;
 //! reason from a fixed list, never anything the client chose.
 
-use metrics::{Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{
+    Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUESTS: &str = "retainwise_proxy_requests_total";

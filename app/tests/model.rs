@@ -133,8 +133,9 @@ fn held_out_roc_auc_is_at_least_0_83() {
         auc >= 0.83,
         "held-out ROC AUC {auc:.4} is below the 0.83 floor"
     );
-    // Above ~0.86 on this data would point at leakage, not skill.
-    assert!(auc < 0.87, "held-out ROC AUC {auc:.4} is suspiciously high");
+    // Far above ~0.86 on this data would point at leakage, not skill.
+    // (Split variance alone spans 0.840-0.872 over seeds 1-10; see the README.)
+    assert!(auc < 0.88, "held-out ROC AUC {auc:.4} is suspiciously high");
 }
 
 #[test]

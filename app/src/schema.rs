@@ -1,0 +1,517 @@
+//! The customer CSV schema: which columns exist, which are required, how
+//! headers are matched, and how one CSV record becomes a [`CustomerRow`].
+//!
+//! Parsing is strict where a silent guess would corrupt a score and lenient
+//! where the intent is clear:
+//!
+//! - Headers match case- and separator-insensitively: `customerID`,
+//!   `customer_id` and `Customer Id` are the same column. Columns we do not
+//!   know are ignored; two headers naming the same column are an error.
+//! - The columns in [`REQUIRED`] must be present and non-blank in every row.
+//!   Any other known column may be missing (from the header, or blank in a
+//!   row): it is left as `None` here and imputed later by
+//!   [`crate::features`], exactly as training did.
+//! - Category values match case-insensitively (`month-to-month`); an unknown
+//!   value, a negative or non-numeric number is an error naming the row, the
+//!   line and the column.
+//! - `TotalCharges` is blank for brand-new customers in the source data; a
+//!   blank is kept as `None` (imputed as `tenure × MonthlyCharges`, which is
+//!   0 for a customer with tenure 0).
+
+use std::io;
+
+/// A categorical column: its canonical name and its levels, in the spelling
+/// of the source data set (the spelling used in explanations).
+#[derive(Debug, Clone, Copy)]
+pub struct Category {
+    pub name: &'static str,
+    pub levels: &'static [&'static str],
+}
+
+const YES_NO: &[&str] = &["No", "Yes"];
+const INTERNET_ADDON: &[&str] = &["No", "Yes", "No internet service"];
+
+/// Every categorical column, in feature order.
+pub const CATEGORIES: [Category; 16] = [
+    Category {
+        name: "gender",
+        levels: &["Female", "Male"],
+    },
+    Category {
+        name: "SeniorCitizen",
+        levels: &["0", "1"],
+    },
+    Category {
+        name: "Partner",
+        levels: YES_NO,
+    },
+    Category {
+        name: "Dependents",
+        levels: YES_NO,
+    },
+    Category {
+        name: "PhoneService",
+        levels: YES_NO,
+    },
+    Category {
+        name: "MultipleLines",
+        levels: &["No", "Yes", "No phone service"],
+    },
+    Category {
+        name: "InternetService",
+        levels: &["DSL", "Fiber optic", "No"],
+    },
+    Category {
+        name: "OnlineSecurity",
+        levels: INTERNET_ADDON,
+    },
+    Category {
+        name: "OnlineBackup",
+        levels: INTERNET_ADDON,
+    },
+    Category {
+        name: "DeviceProtection",
+        levels: INTERNET_ADDON,
+    },
+    Category {
+        name: "TechSupport",
+        levels: INTERNET_ADDON,
+    },
+    Category {
+        name: "StreamingTV",
+        levels: INTERNET_ADDON,
+    },
+    Category {
+        name: "StreamingMovies",
+        levels: INTERNET_ADDON,
+    },
+    Category {
+        name: "Contract",
+        levels: &["Month-to-month", "One year", "Two year"],
+    },
+    Category {
+        name: "PaperlessBilling",
+        levels: YES_NO,
+    },
+    Category {
+        name: "PaymentMethod",
+        levels: &[
+            "Electronic check",
+            "Mailed check",
+            "Bank transfer (automatic)",
+            "Credit card (automatic)",
+        ],
+    },
+];
+
+/// Number of categorical columns.
+pub const N_CATEGORIES: usize = CATEGORIES.len();
+
+/// Index of `Contract` in [`CATEGORIES`].
+pub const CONTRACT: usize = 13;
+
+/// A column of the customer CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    CustomerId,
+    /// Index into [`CATEGORIES`].
+    Category(usize),
+    Tenure,
+    MonthlyCharges,
+    TotalCharges,
+    /// The training label; ignored when scoring.
+    Churn,
+}
+
+impl Field {
+    /// The column's name as the source data set spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::CustomerId => "customerID",
+            Field::Category(i) => CATEGORIES[i].name,
+            Field::Tenure => "tenure",
+            Field::MonthlyCharges => "MonthlyCharges",
+            Field::TotalCharges => "TotalCharges",
+            Field::Churn => "Churn",
+        }
+    }
+}
+
+/// Every known column, in the source data set's order.
+pub const FIELDS: [Field; 21] = [
+    Field::CustomerId,
+    Field::Category(0),
+    Field::Category(1),
+    Field::Category(2),
+    Field::Category(3),
+    Field::Tenure,
+    Field::Category(4),
+    Field::Category(5),
+    Field::Category(6),
+    Field::Category(7),
+    Field::Category(8),
+    Field::Category(9),
+    Field::Category(10),
+    Field::Category(11),
+    Field::Category(12),
+    Field::Category(13),
+    Field::Category(14),
+    Field::Category(15),
+    Field::MonthlyCharges,
+    Field::TotalCharges,
+    Field::Churn,
+];
+
+/// The columns every customer file must have, with a value in every row.
+///
+/// The id names the output row; tenure, contract and monthly charges carry
+/// most of the signal, so a file without them cannot be scored honestly.
+/// Everything else is imputed when absent.
+pub const REQUIRED: [Field; 4] = [
+    Field::CustomerId,
+    Field::Tenure,
+    Field::Category(CONTRACT),
+    Field::MonthlyCharges,
+];
+
+/// One customer, parsed. `None` means "absent or blank": imputed later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    pub customer_id: String,
+    /// Level index into `CATEGORIES[i].levels`.
+    pub categories: [Option<u8>; N_CATEGORIES],
+    /// Months with the company.
+    pub tenure: f64,
+    pub monthly_charges: f64,
+    pub total_charges: Option<f64>,
+    /// `Some(true)` for `Churn=Yes`; `None` when the column is absent or blank.
+    pub churn: Option<bool>,
+}
+
+/// Why a customer file was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the file is empty: expected a header row naming the columns")]
+    Empty,
+    #[error("missing required column(s): {}", .0.join(", "))]
+    MissingColumns(Vec<&'static str>),
+    #[error("columns {first:?} and {second:?} both name the column {column}")]
+    DuplicateColumn {
+        column: &'static str,
+        first: String,
+        second: String,
+    },
+    #[error("row {row} (line {line}), column {column}: {problem}")]
+    BadValue {
+        /// 1-based data row, the header not counted.
+        row: u64,
+        /// 1-based line in the file.
+        line: u64,
+        column: &'static str,
+        problem: String,
+    },
+    #[error("row {row} (line {line}): {message}")]
+    BadRecord {
+        row: u64,
+        line: u64,
+        message: String,
+    },
+    #[error("reading the CSV: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Lower-cases and drops everything but letters and digits, so that
+/// `Customer Id`, `customer_id` and `customerID` compare equal. A UTF-8 byte
+/// order mark, if any reached us, is dropped with the other non-alphanumerics.
+pub fn normalize_header(header: &str) -> String {
+    header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Which CSV column (if any) holds each known field.
+#[derive(Debug, Clone)]
+pub struct HeaderMap {
+    /// `positions[k]` is the CSV index of `FIELDS[k]`.
+    positions: [Option<usize>; FIELDS.len()],
+    /// Headers that matched no known column, in file order.
+    pub ignored: Vec<String>,
+}
+
+impl HeaderMap {
+    /// Matches a header row against [`FIELDS`].
+    pub fn new<'a>(headers: impl IntoIterator<Item = &'a str>) -> Result<Self, SchemaError> {
+        let wanted: Vec<String> = FIELDS.iter().map(|f| normalize_header(f.name())).collect();
+        let mut positions = [None; FIELDS.len()];
+        let mut originals: [Option<String>; FIELDS.len()] = Default::default();
+        let mut ignored = Vec::new();
+        for (index, header) in headers.into_iter().enumerate() {
+            let key = normalize_header(header);
+            match wanted.iter().position(|w| *w == key) {
+                Some(k) => {
+                    if let Some(first) = &originals[k] {
+                        return Err(SchemaError::DuplicateColumn {
+                            column: FIELDS[k].name(),
+                            first: first.clone(),
+                            second: header.to_owned(),
+                        });
+                    }
+                    positions[k] = Some(index);
+                    originals[k] = Some(header.to_owned());
+                }
+                None => ignored.push(header.to_owned()),
+            }
+        }
+        let missing: Vec<&'static str> = REQUIRED
+            .iter()
+            .filter(|f| positions[field_slot(**f)].is_none())
+            .map(|f| f.name())
+            .collect();
+        if !missing.is_empty() {
+            return Err(SchemaError::MissingColumns(missing));
+        }
+        Ok(HeaderMap { positions, ignored })
+    }
+
+    /// Known optional columns that the file lacks (they will be imputed).
+    pub fn absent(&self) -> Vec<&'static str> {
+        FIELDS
+            .iter()
+            .zip(&self.positions)
+            .filter(|(_, p)| p.is_none())
+            .map(|(f, _)| f.name())
+            .collect()
+    }
+
+    /// Parses one record. `row` and `line` are used in error messages only.
+    pub fn parse_row(
+        &self,
+        record: &csv::StringRecord,
+        row: u64,
+        line: u64,
+    ) -> Result<CustomerRow, SchemaError> {
+        let bad = |field: Field, problem: String| SchemaError::BadValue {
+            row,
+            line,
+            column: field.name(),
+            problem,
+        };
+        // The trimmed text of a field; `None` when absent or blank.
+        let cell = |field: Field| -> Result<Option<&str>, SchemaError> {
+            let text = self.positions[field_slot(field)]
+                .and_then(|i| record.get(i))
+                .map(str::trim);
+            Ok(text.filter(|t| !t.is_empty()))
+        };
+        let required = |field: Field| {
+            cell(field)?.ok_or_else(|| bad(field, "is blank; a value is required".into()))
+        };
+        let number = |field: Field, text: &str| -> Result<f64, SchemaError> {
+            match text.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+                Ok(_) => Err(bad(field, format!("{text:?} must be a number ≥ 0"))),
+                Err(_) => Err(bad(field, format!("{text:?} is not a number"))),
+            }
+        };
+
+        let customer_id = required(Field::CustomerId)?.to_owned();
+        let tenure = number(Field::Tenure, required(Field::Tenure)?)?;
+        let monthly_charges = number(Field::MonthlyCharges, required(Field::MonthlyCharges)?)?;
+        let total_charges = match cell(Field::TotalCharges)? {
+            Some(text) => Some(number(Field::TotalCharges, text)?),
+            None => None,
+        };
+        let mut categories = [None; N_CATEGORIES];
+        for (i, slot) in categories.iter_mut().enumerate() {
+            let field = Field::Category(i);
+            let Some(text) = cell(field)? else {
+                if REQUIRED.contains(&field) {
+                    return Err(bad(field, "is blank; a value is required".into()));
+                }
+                continue;
+            };
+            let levels = CATEGORIES[i].levels;
+            let level = levels
+                .iter()
+                .position(|l| l.eq_ignore_ascii_case(text))
+                .ok_or_else(|| {
+                    bad(
+                        field,
+                        format!(
+                            "unknown value {text:?}; expected one of: {}",
+                            levels.join(", ")
+                        ),
+                    )
+                })?;
+            *slot = Some(level as u8);
+        }
+        let churn = match cell(Field::Churn)? {
+            None => None,
+            Some(t) if t.eq_ignore_ascii_case("yes") || t == "1" => Some(true),
+            Some(t) if t.eq_ignore_ascii_case("no") || t == "0" => Some(false),
+            Some(t) => {
+                return Err(bad(Field::Churn, format!("{t:?} is not Yes or No")));
+            }
+        };
+        Ok(CustomerRow {
+            customer_id,
+            categories,
+            tenure,
+            monthly_charges,
+            total_charges,
+            churn,
+        })
+    }
+}
+
+/// The position of `field` in [`FIELDS`] (checked by a test).
+const fn field_slot(field: Field) -> usize {
+    match field {
+        Field::CustomerId => 0,
+        Field::Category(i) if i < 4 => i + 1,
+        Field::Tenure => 5,
+        Field::Category(i) => i + 2,
+        Field::MonthlyCharges => 18,
+        Field::TotalCharges => 19,
+        Field::Churn => 20,
+    }
+}
+
+/// Streams [`CustomerRow`]s out of a CSV, one record at a time.
+///
+/// The header is read by [`CustomerReader::new`]; an empty input is
+/// [`SchemaError::Empty`], a header without rows yields no rows.
+#[derive(Debug)]
+pub struct CustomerReader<R> {
+    csv: csv::Reader<R>,
+    header: HeaderMap,
+    record: csv::StringRecord,
+    row: u64,
+}
+
+impl<R: io::Read> CustomerReader<R> {
+    pub fn new(input: R) -> Result<Self, SchemaError> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(input);
+        let mut record = csv::ByteRecord::new();
+        let has_header = csv
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(e, 0))?;
+        let headers: Vec<String> = record
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .collect();
+        if !has_header || headers.iter().all(|h| h.trim().is_empty()) {
+            return Err(SchemaError::Empty);
+        }
+        let header = HeaderMap::new(headers.iter().map(String::as_str))?;
+        Ok(CustomerReader {
+            csv,
+            header,
+            record: csv::StringRecord::new(),
+            row: 0,
+        })
+    }
+
+    /// The matched header.
+    pub fn header(&self) -> &HeaderMap {
+        &self.header
+    }
+}
+
+impl<R: io::Read> Iterator for CustomerReader<R> {
+    type Item = Result<CustomerRow, SchemaError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.csv.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => return Some(Err(csv_error(e, self.row + 1))),
+            }
+            self.row += 1;
+            // A line with nothing on it (often a trailing one) is not a customer.
+            if self.record.len() == 1 && self.record[0].trim().is_empty() {
+                self.row -= 1;
+                continue;
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            return Some(self.header.parse_row(&self.record, self.row, line));
+        }
+    }
+}
+
+fn csv_error(error: csv::Error, row: u64) -> SchemaError {
+    let line = error.position().map_or(0, |p| p.line());
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => SchemaError::Io(e),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => SchemaError::BadRecord {
+            row,
+            line,
+            message: format!("has {len} fields but the header has {expected_len}"),
+        },
+        csv::ErrorKind::Utf8 { .. } => SchemaError::BadRecord {
+            row,
+            line,
+            message: "is not valid UTF-8".into(),
+        },
+        other => SchemaError::BadRecord {
+            row,
+            line,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+/// A whole customer file, parsed.
+#[derive(Debug, Clone)]
+pub struct Customers {
+    pub rows: Vec<CustomerRow>,
+    /// Headers that matched no known column.
+    pub ignored_columns: Vec<String>,
+    /// Known columns the file lacks (imputed).
+    pub absent_columns: Vec<&'static str>,
+}
+
+/// Reads every row of a customer CSV; the first bad row stops the read.
+pub fn read_customers<R: io::Read>(input: R) -> Result<Customers, SchemaError> {
+    let reader = CustomerReader::new(input)?;
+    let ignored_columns = reader.header().ignored.clone();
+    let absent_columns = reader.header().absent();
+    let rows = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok(Customers {
+        rows,
+        ignored_columns,
+        absent_columns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_slots_match_the_field_list() {
+        for (k, field) in FIELDS.iter().enumerate() {
+            assert_eq!(field_slot(*field), k, "{field:?}");
+        }
+    }
+
+    #[test]
+    fn headers_normalise_across_spellings() {
+        for h in [
+            "customerID",
+            "customer_id",
+            "Customer Id",
+            "CUSTOMER-ID",
+            "\u{feff}customerID",
+        ] {
+            assert_eq!(normalize_header(h), "customerid", "{h}");
+        }
+    }
+}

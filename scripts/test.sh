@@ -27,5 +27,8 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "fetching the Telco churn data (the model tests train on it)"
+bash scripts/fetch-telco-data.sh
+
 say "cargo test"
 cargo test --workspace --locked

@@ -49,6 +49,7 @@ pub mod error;
 pub mod fetch;
 pub mod forward;
 pub mod headers;
+pub mod healthcheck;
 pub mod jwks;
 pub mod keystore;
 pub mod metrics;

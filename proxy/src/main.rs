@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use retainwise_proxy::settings::Settings;
-use retainwise_proxy::{server, telemetry};
+use retainwise_proxy::{healthcheck, server, telemetry};
 
 /// The default settings file, read when present and `--config` is not given.
 const DEFAULT_CONFIG: &str = "config/default.toml";
@@ -28,10 +28,33 @@ struct Cli {
     /// Check the settings, print any problems, and exit without serving.
     #[arg(long)]
     check_config: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Exit 0 when the running proxy answers 200 (for container health
+    /// checks in images without curl).
+    Healthcheck {
+        /// What to ask; the admin listener's liveness endpoint by default.
+        #[arg(long, default_value = healthcheck::DEFAULT_URL)]
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        return match healthcheck::check(url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("retainwise-proxy: unhealthy: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let env: HashMap<String, String> = std::env::vars().collect();
     let (file, required) = match &cli.config {
         Some(path) => (path.clone(), true),

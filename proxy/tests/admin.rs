@@ -242,3 +242,34 @@ fn promtool_check(metrics: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_healthcheck_subcommand_succeeds_only_against_a_live_admin_listener() {
+    let jwks = start_jwks(&[key_a()]).await;
+    let upstream = start_upstream().await;
+    let proxy = start_proxy(settings(&jwks, &upstream)).await;
+    let healthcheck = |url: String| {
+        Command::new(env!("CARGO_BIN_EXE_retainwise-proxy"))
+            .args(["healthcheck", "--url", &url])
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run healthcheck")
+    };
+
+    let live = healthcheck(format!("http://{}/healthz", proxy.admin));
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+
+    let missing = healthcheck(format!("http://{}/nope", proxy.admin));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let refused = healthcheck(format!("http://{closed_addr}/healthz"));
+    assert!(!refused.status.success());
+}

@@ -158,10 +158,8 @@ where
 
 /// Removes what a failed upload left: its record (if written) and object.
 async fn cleanup(state: &AppState, id: UploadId, key: &str, recorded: bool) {
-    if recorded {
-        if let Err(e) = state.db.delete_upload(id).await {
-            tracing::error!(error = %e, upload = %id, "removing a failed upload's record failed");
-        }
+    if recorded && let Err(e) = state.db.delete_upload(id).await {
+        tracing::error!(error = %e, upload = %id, "removing a failed upload's record failed");
     }
     if let Err(e) = state.storage.delete(key).await {
         tracing::error!(error = %e, key, "removing a failed upload's object failed");

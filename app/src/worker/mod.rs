@@ -98,10 +98,10 @@ impl Worker {
                             .expect("fresh semaphore")
                     }),
                 };
-                if let Some(enqueued) = delivery.enqueued_at {
-                    if let Ok(lag) = SystemTime::now().duration_since(enqueued) {
-                        metrics::queue_lag(lag);
-                    }
+                if let Some(enqueued) = delivery.enqueued_at
+                    && let Ok(lag) = SystemTime::now().duration_since(enqueued)
+                {
+                    metrics::queue_lag(lag);
                 }
                 in_flight
                     .lock()
@@ -152,7 +152,9 @@ impl Worker {
     async fn supervise(self: Arc<Self>, delivery: Delivery) {
         let started = Instant::now();
         let id = delivery.prediction_id;
-        let renewer = {
+        // Both tasks die with this one (a worker aborted at shutdown must
+        // stop renewing, or its jobs would never come back).
+        let renewer = AbortOnDrop({
             let queue = self.queue.clone();
             let delivery = delivery.clone();
             let every = self.settings.lease / 3;
@@ -164,26 +166,32 @@ impl Worker {
                     }
                 }
             })
-        };
-        let job = tokio::spawn({
+        });
+        let mut job = AbortOnDrop(tokio::spawn({
             let this = self.clone();
             let delivery = delivery.clone();
             async move { this.run_job(&delivery).await }.in_current_span()
-        });
-        let outcome = match job.await {
+        }));
+        let outcome = match (&mut job.0).await {
             Ok(outcome) => outcome,
             Err(e) if e.is_panic() => {
                 let message = panic_message(e.into_panic());
                 tracing::error!(prediction = %id, panic = %message, "a job panicked");
                 JobOutcome::Failed(JobError::Panic(message))
             }
-            Err(_) => {
-                renewer.abort();
-                return; // aborted at shutdown: released by the caller
-            }
+            Err(_) => return, // aborted at shutdown: released by the caller
         };
-        renewer.abort();
+        drop(renewer);
         self.settle(&delivery, outcome, started).await;
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

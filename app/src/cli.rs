@@ -16,9 +16,9 @@ use crate::model::ModelFile;
 use crate::score::{self, Scorer};
 use crate::train::{self, Dataset, Family, TrainConfig};
 
-/// RetainWise: churn-prediction service.
+/// RetainWise churn model: train, evaluate and score customer CSVs.
 #[derive(Debug, Parser)]
-#[command(name = "retainwise-app", version, about)]
+#[command(name = "retainwise-app", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -237,10 +237,14 @@ fn evaluate_cmd(args: EvaluateArgs) -> CliResult {
         &labels,
         model.risk_thresholds,
     );
+    let part = match args.split {
+        SplitArg::All => "all of",
+        SplitArg::Train => "the training part of",
+        SplitArg::Test => "the held-out test part of",
+    };
     println!(
-        "{} on {:?} rows of {}",
+        "{} on {part} {}",
         model.estimator.family(),
-        args.split,
         args.data.display()
     );
     println!("{}", evaluate::render(&evaluation));

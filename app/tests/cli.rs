@@ -1,0 +1,155 @@
+//! The `retainwise-app` binary, run as a person would. The train and
+//! evaluate tests need the Telco data (scripts/fetch-telco-data.sh).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{HEADER, csv_text, customer, without};
+use retainwise_app::evaluate::Evaluation;
+use retainwise_app::model::{ModelFile, SHIPPED_JSON};
+
+fn app(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retainwise-app"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("retainwise-app-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn telco_path() -> String {
+    common::telco_csv(); // fails with the fetch hint when missing
+    common::telco_csv_path().display().to_string()
+}
+
+#[test]
+fn train_reproduces_the_shipped_model_bit_for_bit() {
+    let dir = scratch("train");
+    let out = dir.join("model.json");
+    let run = app(&[
+        "train",
+        "--data",
+        &telco_path(),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("ROC AUC"),
+        "{}",
+        text(&run.stdout)
+    );
+    let written = std::fs::read_to_string(&out).expect("model written");
+    assert!(
+        written == SHIPPED_JSON,
+        "`retainwise-app train` no longer reproduces app/model/churn-model.json"
+    );
+}
+
+#[test]
+fn evaluate_on_the_test_split_reports_the_held_out_figures() {
+    let dir = scratch("evaluate");
+    let out = dir.join("eval.json");
+    let run = app(&[
+        "evaluate",
+        "--data",
+        &telco_path(),
+        "--split",
+        "test",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    for metric in [
+        "ROC AUC",
+        "PR AUC",
+        "log loss",
+        "Brier",
+        "accuracy",
+        "calibration",
+    ] {
+        assert!(stdout.contains(metric), "{metric} missing from:\n{stdout}");
+    }
+    let evaluation: Evaluation =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("json written"))
+            .expect("evaluation json");
+    let shipped = ModelFile::shipped().expect("shipped model");
+    assert_eq!(evaluation.rows, shipped.training.test_rows);
+    assert_eq!(evaluation.roc_auc, shipped.metrics.test.roc_auc);
+    assert!(text(&run.stderr).is_empty(), "{}", text(&run.stderr));
+
+    // Evaluating on every row of the training file warns about leakage.
+    let run = app(&[
+        "evaluate",
+        "--data",
+        &telco_path(),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(run.status.success());
+    assert!(
+        text(&run.stderr).contains("--split test"),
+        "{}",
+        text(&run.stderr)
+    );
+}
+
+#[test]
+fn score_writes_the_worker_csv_with_the_shipped_model() {
+    let dir = scratch("score");
+    let input = dir.join("in.csv");
+    let output = dir.join("out.csv");
+    let rows = [customer("A-1"), customer("A-2"), customer("A-3")];
+    std::fs::write(&input, csv_text(&HEADER, &rows, "\r\n")).expect("fixture");
+    let run = app(&[
+        "score",
+        "--data",
+        input.to_str().expect("utf-8"),
+        "--out",
+        output.to_str().expect("utf-8"),
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let scored = std::fs::read_to_string(&output).expect("output written");
+    let lines: Vec<&str> = scored.lines().collect();
+    assert_eq!(
+        lines[0],
+        "customer_id,churn_probability,risk_level,factor_1,factor_2,factor_3"
+    );
+    assert_eq!(lines.len(), 4);
+    assert!(lines[1].starts_with("A-1,0."), "{}", lines[1]);
+}
+
+#[test]
+fn a_bad_file_fails_clearly_and_writes_nothing() {
+    let dir = scratch("bad");
+    let input = dir.join("in.csv");
+    let output = dir.join("out.csv");
+    let (header, rows) = without("tenure", &[customer("A-1")]);
+    std::fs::write(&input, csv_text(&header, &rows, "\n")).expect("fixture");
+    let run = app(&[
+        "score",
+        "--data",
+        input.to_str().expect("utf-8"),
+        "--out",
+        output.to_str().expect("utf-8"),
+    ]);
+    assert!(!run.status.success());
+    assert_eq!(
+        text(&run.stderr).trim(),
+        "error: missing required column(s): tenure"
+    );
+    assert!(!output.exists());
+}

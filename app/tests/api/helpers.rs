@@ -91,7 +91,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         ),
         ("APP_QUEUE_POLL_MS", "100".to_owned()),
         ("APP_SQS_WAIT_SECS", "1".to_owned()),
-        ("APP_SHUTDOWN_GRACE_SECS", "5".to_owned()),
+        ("APP_SHUTDOWN_GRACE_SECS", "1".to_owned()),
     ]);
     let mut dead_letter_url = None;
     let mut sqs = None;
@@ -221,6 +221,16 @@ impl TestApp {
     pub fn start_worker(&self, scorer: Arc<dyn FileScorer>) -> JoinHandle<()> {
         let worker = self.services.worker(&self.settings, scorer);
         tokio::spawn(worker.run(self.shutdown.subscribe()))
+    }
+
+    /// A worker with its own stop signal (the app keeps serving).
+    pub fn start_stoppable_worker(
+        &self,
+        scorer: Arc<dyn FileScorer>,
+    ) -> (watch::Sender<bool>, JoinHandle<()>) {
+        let (stop, rx) = watch::channel(false);
+        let worker = self.services.worker(&self.settings, scorer);
+        (stop, tokio::spawn(worker.run(rx)))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -21,6 +21,7 @@ both_backends!(
     a_job_failing_every_attempt_ends_failed_and_dead_lettered,
     a_panicking_job_is_failed_and_the_worker_goes_on,
     bad_data_fails_the_prediction_without_retry,
+    a_stopping_worker_releases_its_unfinished_job,
 );
 
 fn churn() -> Churn {
@@ -219,4 +220,30 @@ async fn assert_queue_drained(app: &TestApp) {
             .await;
         }
     }
+}
+
+async fn a_stopping_worker_releases_its_unfinished_job(backend: Backend) {
+    // A long lease: the job can only come back this fast if it is released.
+    let options = Options {
+        lease_secs: 600,
+        ..no_worker()
+    };
+    let app = spawn_app_with(backend, options).await;
+    let id = app.upload_ok("user_a", customers_csv(10)).await;
+    let release = Arc::new(AtomicBool::new(false));
+    let (stop, stopping) = app.start_stoppable_worker(Arc::new(Hanging {
+        inner: churn(),
+        release: release.clone(),
+    }));
+    app.wait_for("user_a", &id, "running").await;
+    stop.send(true).expect("worker listening");
+    stopping
+        .await
+        .expect("the worker exits after its grace period");
+
+    app.start_worker(Arc::new(churn()));
+    let done = app.wait_for("user_a", &id, "completed").await;
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(done["rows"], 10);
+    assert_queue_drained(&app).await;
 }

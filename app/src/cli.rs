@@ -300,11 +300,16 @@ fn compare_cmd(args: CompareArgs) -> CliResult {
             r.test.brier
         );
     });
-    if let Some(best) = results
-        .iter()
-        .max_by(|a, b| a.cv_roc_auc.total_cmp(&b.cv_roc_auc))
-    {
-        println!("\nbest by cross-validated ROC AUC: {}", best.name);
+    if let Some(best) = train::choose(&results) {
+        println!(
+            "\nchosen (best CV ROC AUC to 4 decimals, ties broken by CV log loss): {}",
+            best.name
+        );
+        if best.config == TrainConfig::default() {
+            println!("this is the default configuration, the shipped model's");
+        } else {
+            println!("note: this differs from the default configuration (the shipped model's)");
+        }
     }
     if let Some(out) = args.out {
         let mut json = serde_json::to_string_pretty(&results)?;

@@ -3,8 +3,11 @@
 //! Scores each customer's risk of churning, with the reasons behind it.
 //! Today this crate is the model: training, evaluation and scoring of
 //! customer CSVs in the IBM Telco churn layout. The upload API and the
-//! worker (next) call [`score::score_rows`] on rows parsed by
-//! [`schema::read_customers`].
+//! worker (next) build a [`score::Scorer`] once from
+//! [`model::ModelFile::shipped`], then call [`score::score_csv`] (parse
+//! everything, then score and write row by row), or the parts:
+//! [`schema::read_customers`], the pure [`score::score_rows`], and
+//! [`score::ScoreWriter`].
 //!
 //! ## What it does
 //! - Reads customer CSVs with forgiving headers (`customerID`,

@@ -288,7 +288,7 @@ impl HeaderMap {
     /// Parses one record. `row` and `line` are used in error messages only.
     pub fn parse_row(
         &self,
-        record: &csv::ByteRecord,
+        record: &csv::StringRecord,
         row: u64,
         line: u64,
     ) -> Result<CustomerRow, SchemaError> {
@@ -300,13 +300,10 @@ impl HeaderMap {
         };
         // The trimmed text of a field; `None` when absent or blank.
         let cell = |field: Field| -> Result<Option<&str>, SchemaError> {
-            let Some(bytes) = self.positions[field_slot(field)].and_then(|i| record.get(i)) else {
-                return Ok(None);
-            };
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| bad(field, "is not valid UTF-8".into()))?
-                .trim();
-            Ok((!text.is_empty()).then_some(text))
+            let text = self.positions[field_slot(field)]
+                .and_then(|i| record.get(i))
+                .map(str::trim);
+            Ok(text.filter(|t| !t.is_empty()))
         };
         let required = |field: Field| {
             cell(field)?.ok_or_else(|| bad(field, "is blank; a value is required".into()))
@@ -390,7 +387,7 @@ const fn field_slot(field: Field) -> usize {
 pub struct CustomerReader<R> {
     csv: csv::Reader<R>,
     header: HeaderMap,
-    record: csv::ByteRecord,
+    record: csv::StringRecord,
     row: u64,
 }
 
@@ -414,7 +411,7 @@ impl<R: io::Read> CustomerReader<R> {
         Ok(CustomerReader {
             csv,
             header,
-            record,
+            record: csv::StringRecord::new(),
             row: 0,
         })
     }
@@ -430,14 +427,14 @@ impl<R: io::Read> Iterator for CustomerReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.csv.read_byte_record(&mut self.record) {
+            match self.csv.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {}
                 Err(e) => return Some(Err(csv_error(e, self.row + 1))),
             }
             self.row += 1;
             // A line with nothing on it (often a trailing one) is not a customer.
-            if self.record.len() == 1 && self.record[0].trim_ascii().is_empty() {
+            if self.record.len() == 1 && self.record[0].trim().is_empty() {
                 self.row -= 1;
                 continue;
             }

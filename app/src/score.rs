@@ -263,48 +263,81 @@ pub struct ScoreSummary {
 
 impl ScoreSummary {
     pub fn of(scores: &[Score]) -> Self {
-        let mut s = ScoreSummary {
-            rows: scores.len(),
-            ..Default::default()
-        };
+        let mut s = ScoreSummary::default();
         for score in scores {
-            match score.risk {
-                RiskLevel::Low => s.low_risk += 1,
-                RiskLevel::Medium => s.medium_risk += 1,
-                RiskLevel::High => s.high_risk += 1,
-            }
+            s.add(score.risk);
         }
         s
     }
+
+    /// Counts one more row.
+    pub fn add(&mut self, risk: RiskLevel) {
+        self.rows += 1;
+        match risk {
+            RiskLevel::Low => self.low_risk += 1,
+            RiskLevel::Medium => self.medium_risk += 1,
+            RiskLevel::High => self.high_risk += 1,
+        }
+    }
 }
 
-/// Writes the scored CSV: [`OUTPUT_HEADER`], then one line per row in input
-/// order, probability to four decimals.
+/// Writes the scored CSV: [`OUTPUT_HEADER`], then one line per row,
+/// probability to four decimals. Rows are written as they are given, so a
+/// caller can score and write one row at a time.
+#[derive(Debug)]
+pub struct ScoreWriter<W: io::Write> {
+    csv: csv::Writer<W>,
+    probability: String,
+    factors: [String; N_FACTORS],
+}
+
+impl<W: io::Write> ScoreWriter<W> {
+    /// Starts the output with its header line.
+    pub fn new(out: W) -> io::Result<Self> {
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(OUTPUT_HEADER)?;
+        Ok(ScoreWriter {
+            csv,
+            probability: String::new(),
+            factors: Default::default(),
+        })
+    }
+
+    /// Writes one scored customer.
+    pub fn write(&mut self, scorer: &Scorer, row: &CustomerRow, score: &Score) -> io::Result<()> {
+        self.probability.clear();
+        push_fixed(&mut self.probability, score.probability, 4, false);
+        for (text, factor) in self.factors.iter_mut().zip(score.factors) {
+            scorer.describe(row, factor, text);
+        }
+        self.csv.write_field(&row.customer_id)?;
+        self.csv.write_field(&self.probability)?;
+        self.csv.write_field(score.risk.as_str())?;
+        for text in &self.factors {
+            self.csv.write_field(text)?;
+        }
+        self.csv.write_record(None::<&[u8]>)?;
+        Ok(())
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.csv.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// Writes already computed scores (see [`ScoreWriter`]).
 pub fn write_scores<W: io::Write>(
     scorer: &Scorer,
     rows: &[CustomerRow],
     scores: &[Score],
     out: W,
 ) -> io::Result<()> {
-    let mut csv = csv::Writer::from_writer(out);
-    csv.write_record(OUTPUT_HEADER)?;
-    let mut probability = String::new();
-    let mut factors: [String; N_FACTORS] = Default::default();
+    let mut writer = ScoreWriter::new(out)?;
     for (row, score) in rows.iter().zip(scores) {
-        probability.clear();
-        push_fixed(&mut probability, score.probability, 4, false);
-        for (text, factor) in factors.iter_mut().zip(score.factors) {
-            scorer.describe(row, factor, text);
-        }
-        csv.write_field(&row.customer_id)?;
-        csv.write_field(&probability)?;
-        csv.write_field(score.risk.as_str())?;
-        for text in &factors {
-            csv.write_field(text)?;
-        }
-        csv.write_record(None::<&[u8]>)?;
+        writer.write(scorer, row, score)?;
     }
-    csv.flush()?;
+    writer.finish()?;
     Ok(())
 }
 
@@ -317,7 +350,7 @@ pub enum ScoreError {
     Write(#[from] io::Error),
 }
 
-/// Parses the whole input, scores it, then writes the output: a bad row
+/// Parses the whole input, then scores and writes row by row: a bad row
 /// anywhere means nothing is written.
 pub fn score_csv<R: io::Read, W: io::Write>(
     scorer: &Scorer,
@@ -325,9 +358,15 @@ pub fn score_csv<R: io::Read, W: io::Write>(
     output: W,
 ) -> Result<ScoreSummary, ScoreError> {
     let customers = schema::read_customers(input)?;
-    let scores = score_rows(scorer, &customers.rows);
-    write_scores(scorer, &customers.rows, &scores, output)?;
-    Ok(ScoreSummary::of(&scores))
+    let mut summary = ScoreSummary::default();
+    let mut writer = ScoreWriter::new(output)?;
+    for row in &customers.rows {
+        let score = scorer.score(row);
+        summary.add(score.risk);
+        writer.write(scorer, row, &score)?;
+    }
+    writer.finish()?;
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use retainwise_app::evaluate::roc_auc;
+use retainwise_app::features::{N_FEATURES, N_GROUPS, feature_groups};
 use retainwise_app::model::{ModelFile, SHIPPED_JSON};
 use retainwise_app::score::Scorer;
 use retainwise_app::train::{Dataset, TrainConfig, train};
@@ -133,8 +134,9 @@ fn held_out_roc_auc_is_at_least_0_83() {
         auc >= 0.83,
         "held-out ROC AUC {auc:.4} is below the 0.83 floor"
     );
-    // Above ~0.86 on this data would point at leakage, not skill.
-    assert!(auc < 0.87, "held-out ROC AUC {auc:.4} is suspiciously high");
+    // Far above ~0.86 on this data would point at leakage, not skill.
+    // (Split variance alone spans 0.840-0.872 over seeds 1-10; see the README.)
+    assert!(auc < 0.88, "held-out ROC AUC {auc:.4} is suspiciously high");
 }
 
 #[test]
@@ -150,6 +152,20 @@ fn contributions_plus_baseline_reproduce_the_logit() {
             row.customer_id,
             score.logit()
         );
+        // Per column, the fast tables agree with the estimator's own
+        // per-feature explanation.
+        let mut x = [0.0; N_FEATURES];
+        scorer.encoder().encode(row, &mut x);
+        let mut per_feature = [0.0; N_FEATURES];
+        let baseline = model.estimator.explain_into(&x, &mut per_feature);
+        assert!((baseline - score.baseline).abs() < 1e-9);
+        let mut per_column = [0.0; N_GROUPS];
+        for (c, g) in per_feature.iter().zip(feature_groups()) {
+            per_column[g] += c;
+        }
+        for (a, b) in per_column.iter().zip(&score.contributions) {
+            assert!((a - b).abs() < 1e-9, "{}: {a} vs {b}", row.customer_id);
+        }
         let p = 1.0 / (1.0 + (-direct).exp());
         assert!((score.probability - p).abs() < 1e-12);
         assert!((0.0..=1.0).contains(&score.probability));

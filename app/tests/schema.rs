@@ -318,3 +318,13 @@ fn the_output_names_the_factors_a_person_can_read() {
         "{factors:?}"
     );
 }
+
+#[test]
+fn invalid_utf8_names_its_line() {
+    let mut bytes = format!("{}\n", HEADER.join(",")).into_bytes();
+    bytes.extend_from_slice(&[0xff, b'x']);
+    bytes.extend_from_slice(customer("").join(",").as_bytes());
+    bytes.push(b'\n');
+    let err = read_customers(bytes.as_slice()).expect_err("invalid UTF-8");
+    assert_eq!(err.to_string(), "row 1 (line 2): is not valid UTF-8");
+}

@@ -1,16 +1,13 @@
 //! The churn model as a [`FileScorer`]: `schema::CustomerReader` streams the
-//! rows, `score::score_rows` and `score::write_scores` score and write them
-//! in batches, so memory stays flat however long the file is.
+//! rows, `Scorer::score` and `score::ScoreWriter` score and write them one
+//! at a time, so memory stays flat however long the file is.
 
 use std::io::{Read, Write};
 
 use super::{FileScorer, ScoringError, Summary};
 use crate::model::{ModelError, ModelFile};
 use crate::schema::{CustomerReader, SchemaError};
-use crate::score::{self, RiskLevel, Scorer};
-
-/// Rows scored per batch.
-const BATCH: usize = 4096;
+use crate::score::{ScoreSummary, ScoreWriter, Scorer};
 
 #[derive(Debug, Clone)]
 pub struct Churn {
@@ -45,41 +42,21 @@ impl FileScorer for Churn {
     }
 
     fn score(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<Summary, ScoringError> {
-        let mut reader = CustomerReader::new(input).map_err(schema_error)?;
-        let mut summary = Summary::default();
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut buf = Vec::new();
-        let mut first = true;
-        loop {
-            batch.clear();
-            for row in reader.by_ref().take(BATCH) {
-                batch.push(row.map_err(schema_error)?);
-            }
-            if batch.is_empty() && !first {
-                break;
-            }
-            let scores = score::score_rows(&self.scorer, &batch);
-            summary.rows += scores.len() as u64;
-            summary.high_risk += scores.iter().filter(|s| s.risk == RiskLevel::High).count() as u64;
-            buf.clear();
-            score::write_scores(&self.scorer, &batch, &scores, &mut buf)?;
-            // Each batch is written with the header; keep only the first.
-            let body = if first {
-                &buf[..]
-            } else {
-                let end = buf
-                    .iter()
-                    .position(|b| *b == b'\n')
-                    .map_or(buf.len(), |i| i + 1);
-                &buf[end..]
-            };
-            output.write_all(body)?;
-            first = false;
-            if batch.len() < BATCH {
-                break;
-            }
+        // Row by row: a bad row stops the job, and the caller aborts the
+        // output upload, so nothing half-written becomes visible.
+        let reader = CustomerReader::new(input).map_err(schema_error)?;
+        let mut summary = ScoreSummary::default();
+        let mut writer = ScoreWriter::new(output)?;
+        for row in reader {
+            let row = row.map_err(schema_error)?;
+            let score = self.scorer.score(&row);
+            summary.add(score.risk);
+            writer.write(&self.scorer, &row, &score)?;
         }
-        output.flush()?;
-        Ok(summary)
+        writer.finish()?.flush()?;
+        Ok(Summary {
+            rows: summary.rows as u64,
+            high_risk: summary.high_risk as u64,
+        })
     }
 }

@@ -27,8 +27,14 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-say "fetching the Telco churn data (the model tests train on it)"
-bash scripts/fetch-telco-data.sh
+say "fetching the Telco churn data (app model tests)"
+scripts/fetch-telco-data.sh
+
+say "starting PostgreSQL 15 and moto (app production-backend tests)"
+trap 'scripts/services.sh stop' EXIT
+scripts/services.sh start
+# shellcheck disable=SC1091
+source .dev/services/env
 
 say "cargo test"
 cargo test --workspace --locked

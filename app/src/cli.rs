@@ -34,6 +34,14 @@ pub enum Command {
     Score(ScoreArgs),
     /// Compare model families by cross-validation on the training part.
     Compare(CompareArgs),
+    /// Serve the HTTP API on APP_LISTEN (loopback by default).
+    Serve(crate::commands::ServeArgs),
+    /// Run the worker: take prediction jobs from the queue and score them.
+    Worker,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// GET the health URL; exit 0 when it answers 200 (images have no curl).
+    Healthcheck(crate::commands::HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +132,10 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Evaluate(args) => evaluate_cmd(args),
         Command::Score(args) => score_cmd(args),
         Command::Compare(args) => compare_cmd(args),
+        Command::Serve(args) => crate::commands::serve(args),
+        Command::Worker => crate::commands::worker(),
+        Command::Migrate => crate::commands::migrate(),
+        Command::Healthcheck(args) => crate::commands::healthcheck(args),
     }
 }
 

@@ -1,0 +1,84 @@
+//! Prometheus metrics, served on their own listener (`APP_METRICS_LISTEN`).
+//! Every name starts with `retainwise_app_`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `retainwise_app_http_requests_total` | counter | `status` class (2xx…) |
+//! | `retainwise_app_http_request_duration_seconds` | histogram | |
+//! | `retainwise_app_uploads_total` | counter | `outcome` (accepted, rejected, too_large, error) |
+//! | `retainwise_app_upload_bytes_total` | counter | |
+//! | `retainwise_app_jobs_total` | counter | `outcome` (completed, failed, retried, dead_lettered) |
+//! | `retainwise_app_job_duration_seconds` | histogram | `outcome` |
+//! | `retainwise_app_queue_lag_seconds` | histogram: enqueue to dequeue | |
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (tests start many apps in one
+/// process) and returns the handle that renders it.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let seconds = &[
+                0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), seconds)
+                .expect("buckets are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder is installed (a host test binary).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Serves `GET /metrics` on `addr` until the process ends.
+pub async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let handle = handle();
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new().route("/metrics", get(move || async move { handle.render() }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(bound)
+}
+
+pub fn http_request(status: u16, elapsed: Duration) {
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("retainwise_app_http_requests_total", "status" => class).increment(1);
+    metrics::histogram!("retainwise_app_http_request_duration_seconds")
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn upload(outcome: &'static str, bytes: u64) {
+    metrics::counter!("retainwise_app_uploads_total", "outcome" => outcome).increment(1);
+    metrics::counter!("retainwise_app_upload_bytes_total").increment(bytes);
+}
+
+pub fn job_finished(outcome: &'static str, elapsed: Duration) {
+    metrics::counter!("retainwise_app_jobs_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("retainwise_app_job_duration_seconds", "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn queue_lag(lag: Duration) {
+    metrics::histogram!("retainwise_app_queue_lag_seconds").record(lag.as_secs_f64());
+}

@@ -1,0 +1,62 @@
+//! The churn model as a [`FileScorer`]: `schema::CustomerReader` streams the
+//! rows, `Scorer::score` and `score::ScoreWriter` score and write them one
+//! at a time, so memory stays flat however long the file is.
+
+use std::io::{Read, Write};
+
+use super::{FileScorer, ScoringError, Summary};
+use crate::model::{ModelError, ModelFile};
+use crate::schema::{CustomerReader, SchemaError};
+use crate::score::{ScoreSummary, ScoreWriter, Scorer};
+
+#[derive(Debug, Clone)]
+pub struct Churn {
+    scorer: Scorer,
+}
+
+impl Churn {
+    /// The model compiled into the binary.
+    pub fn shipped() -> Result<Self, ModelError> {
+        Ok(Churn {
+            scorer: Scorer::new(&ModelFile::shipped()?)?,
+        })
+    }
+}
+
+fn schema_error(e: SchemaError) -> ScoringError {
+    match e {
+        SchemaError::Io(e) => ScoringError::Io(e),
+        other => ScoringError::Data(other.to_string()),
+    }
+}
+
+impl FileScorer for Churn {
+    fn validate(&self, input: &mut dyn Read) -> Result<u64, ScoringError> {
+        let reader = CustomerReader::new(input).map_err(schema_error)?;
+        let mut rows = 0;
+        for row in reader {
+            row.map_err(schema_error)?;
+            rows += 1;
+        }
+        Ok(rows)
+    }
+
+    fn score(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<Summary, ScoringError> {
+        // Row by row: a bad row stops the job, and the caller aborts the
+        // output upload, so nothing half-written becomes visible.
+        let reader = CustomerReader::new(input).map_err(schema_error)?;
+        let mut summary = ScoreSummary::default();
+        let mut writer = ScoreWriter::new(output)?;
+        for row in reader {
+            let row = row.map_err(schema_error)?;
+            let score = self.scorer.score(&row);
+            summary.add(score.risk);
+            writer.write(&self.scorer, &row, &score)?;
+        }
+        writer.finish()?.flush()?;
+        Ok(Summary {
+            rows: summary.rows as u64,
+            high_risk: summary.high_risk as u64,
+        })
+    }
+}

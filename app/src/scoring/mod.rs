@@ -1,0 +1,33 @@
+//! What the service needs from a model: check a whole customer file, and
+//! score one into the output CSV, both over blocking readers and writers.
+//! The churn model behind it ([`churn::Churn`]) is the `schema` and `score`
+//! modules; tests put in models that panic or hang.
+
+pub mod churn;
+
+use std::io::{self, Read, Write};
+
+/// Counts recorded with a completed prediction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub rows: u64,
+    pub high_risk: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringError {
+    /// The file itself is wrong (names the row and column): never retried.
+    #[error("{0}")]
+    Data(String),
+    /// Reading or writing failed: may succeed on another attempt.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+pub trait FileScorer: Send + Sync + std::fmt::Debug + 'static {
+    /// Reads a whole customer file, checking the header and every row;
+    /// returns the number of customer rows.
+    fn validate(&self, input: &mut dyn Read) -> Result<u64, ScoringError>;
+    /// Scores a customer file into the output CSV.
+    fn score(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<Summary, ScoringError>;
+}

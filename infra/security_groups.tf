@@ -127,14 +127,21 @@ resource "aws_security_group" "scraper" {
   tags = { Name = "${local.name}-scraper" }
 }
 
-resource "aws_vpc_security_group_egress_rule" "scraper_to_web" {
-  for_each = toset([tostring(local.proxy_admin_port), tostring(local.app_metrics_port)])
-
+resource "aws_vpc_security_group_egress_rule" "scraper_to_proxy_admin" {
   security_group_id            = aws_security_group.scraper.id
-  description                  = "Scrape web task port ${each.key}"
+  description                  = "Scrape the proxy admin port"
   ip_protocol                  = "tcp"
-  from_port                    = tonumber(each.key)
-  to_port                      = tonumber(each.key)
+  from_port                    = local.proxy_admin_port
+  to_port                      = local.proxy_admin_port
+  referenced_security_group_id = aws_security_group.web.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "scraper_to_app_metrics" {
+  security_group_id            = aws_security_group.scraper.id
+  description                  = "Scrape the app metrics port"
+  ip_protocol                  = "tcp"
+  from_port                    = local.app_metrics_port
+  to_port                      = local.app_metrics_port
   referenced_security_group_id = aws_security_group.web.id
 }
 

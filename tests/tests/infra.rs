@@ -42,7 +42,11 @@ fn infra() -> &'static Infra {
             let text = fs::read_to_string(&path).expect("readable .tf file");
             let body = hcl::parse(&text)
                 .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
-            let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let file = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             for block in body.into_blocks() {
                 blocks.push((file.clone(), block));
             }
@@ -137,13 +141,16 @@ impl Infra {
             Expression::FuncCall(call) => {
                 let args: Vec<Value> = call.args.iter().map(|a| self.eval(a)).collect();
                 match (call.name.name.as_str(), args.as_slice()) {
-                    ("jsonencode" | "tostring" | "tonumber" | "toset", [one]) => match (call.name.name.as_str(), one) {
-                        ("tostring", Value::Number(n)) => Value::String(n.to_string()),
-                        ("tonumber", Value::String(s)) => {
-                            s.parse::<i64>().map(Value::from).unwrap_or_else(|_| one.clone())
+                    ("jsonencode" | "tostring" | "tonumber" | "toset", [one]) => {
+                        match (call.name.name.as_str(), one) {
+                            ("tostring", Value::Number(n)) => Value::String(n.to_string()),
+                            ("tonumber", Value::String(s)) => s
+                                .parse::<i64>()
+                                .map(Value::from)
+                                .unwrap_or_else(|_| one.clone()),
+                            _ => one.clone(),
                         }
-                        _ => one.clone(),
-                    },
+                    }
                     ("concat", _) if args.iter().all(Value::is_array) => Value::Array(
                         args.iter()
                             .flat_map(|a| a.as_array().cloned().unwrap_or_default())
@@ -259,7 +266,9 @@ fn read(path: &str) -> String {
 /// table: the environment names the proxy reads, keyed by setting.
 fn proxy_env_names() -> HashMap<String, String> {
     let source = read("proxy/src/settings.rs");
-    let start = source.find("const KEYS").expect("proxy/src/settings.rs has a KEYS table");
+    let start = source
+        .find("const KEYS")
+        .expect("proxy/src/settings.rs has a KEYS table");
     let table = &source[start..];
     let table = &table[..table.find("];").expect("the KEYS table ends with ];")];
     // String literals in order: a lower-case one names the setting, the
@@ -280,7 +289,9 @@ fn proxy_env_names() -> HashMap<String, String> {
 fn as_i64(value: &Value) -> i64 {
     match value {
         Value::Number(n) => n.as_i64().expect("an integer"),
-        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("{s:?} is not a number")),
+        Value::String(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("{s:?} is not a number")),
         other => panic!("{other} is not a number"),
     }
 }
@@ -303,23 +314,26 @@ fn state_is_in_s3_with_dynamodb_locking_and_the_provider_is_pinned() {
         .expect("a backend block");
     assert_eq!(label_of(backend), "s3");
 
-    let providers = infra.eval(
-        attr_expr(block(terraform[0], "required_providers"), "aws").expect("aws provider"),
-    );
+    let providers = infra
+        .eval(attr_expr(block(terraform[0], "required_providers"), "aws").expect("aws provider"));
     let version = providers["version"].as_str().unwrap_or_default();
     assert!(
         version.starts_with("= ") && version[2..].split('.').count() == 3,
         "the AWS provider is pinned to one version, got {version:?}"
     );
 
-    let example = hcl::parse(&read("infra/backend.hcl.example")).expect("backend.hcl.example parses");
+    let example =
+        hcl::parse(&read("infra/backend.hcl.example")).expect("backend.hcl.example parses");
     for key in ["bucket", "key", "region", "dynamodb_table", "encrypt"] {
         assert!(
             attr_expr(&example, key).is_some(),
             "backend.hcl.example sets {key}"
         );
     }
-    assert_eq!(attr_expr(&example, "encrypt"), Some(&Expression::Bool(true)));
+    assert_eq!(
+        attr_expr(&example, "encrypt"),
+        Some(&Expression::Bool(true))
+    );
 }
 
 fn label_of(block: &hcl::Block) -> &str {
@@ -331,15 +345,25 @@ fn label_of(block: &hcl::Block) -> &str {
 #[test]
 fn web_task_runs_two_essential_containers_proxy_and_app() {
     let containers = infra().containers("web");
-    let names: Vec<_> = containers.iter().map(|c| c["name"].as_str().unwrap_or("")).collect();
+    let names: Vec<_> = containers
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(names, ["proxy", "app"]);
     for c in &containers {
         assert_eq!(c["essential"], true, "{} is essential", c["name"]);
-        assert_eq!(c["readonlyRootFilesystem"], true, "{} runs read-only", c["name"]);
+        assert_eq!(
+            c["readonlyRootFilesystem"], true,
+            "{} runs read-only",
+            c["name"]
+        );
     }
     let task = infra().resource("aws_ecs_task_definition", "web");
     assert_eq!(infra().attr(task, "network_mode"), "awsvpc");
-    assert_eq!(infra().attr(task, "requires_compatibilities"), json!(["FARGATE"]));
+    assert_eq!(
+        infra().attr(task, "requires_compatibilities"),
+        json!(["FARGATE"])
+    );
 }
 
 #[test]
@@ -356,7 +380,10 @@ fn proxy_maps_8080_and_9090_and_the_app_maps_no_port() {
     let app = infra().container("web", "app");
     assert_eq!(app["portMappings"], json!([]), "the app exposes no port");
     let env = environment(&app);
-    assert_eq!(env["APP_LISTEN"], "127.0.0.1:3000", "the app listens on loopback only");
+    assert_eq!(
+        env["APP_LISTEN"], "127.0.0.1:3000",
+        "the app listens on loopback only"
+    );
 }
 
 #[test]
@@ -373,7 +400,11 @@ fn proxy_environment_uses_only_names_the_proxy_reads_and_sets_the_required_ones(
     // ambiguous; the proxy refuses to start when they differ.
     let mut settings = BTreeSet::new();
     for name in env.keys() {
-        assert!(settings.insert(&known[name]), "setting {} is set twice", known[name]);
+        assert!(
+            settings.insert(&known[name]),
+            "setting {} is set twice",
+            known[name]
+        );
     }
     for required in [
         "CLERK_JWKS_URL",
@@ -384,14 +415,24 @@ fn proxy_environment_uses_only_names_the_proxy_reads_and_sets_the_required_ones(
         "PROXY_UPSTREAM",
         "PROXY_DRAIN_TIMEOUT",
     ] {
-        assert!(env.contains_key(required), "the proxy container sets {required}");
+        assert!(
+            env.contains_key(required),
+            "the proxy container sets {required}"
+        );
     }
     assert_eq!(env["PROXY_UPSTREAM"], "http://127.0.0.1:3000");
     assert_eq!(env["PROXY_LISTEN"], "0.0.0.0:8080");
     assert_eq!(env["PROXY_ADMIN_LISTEN"], "0.0.0.0:9090");
     // Durations are whole seconds in the environment (DESIGN.md section 2).
-    for name in ["JWKS_CACHE_TTL", "JWKS_CACHE_MAX_AGE", "PROXY_DRAIN_TIMEOUT"] {
-        assert!(as_i64(&env[name]) > 0, "{name} is a whole number of seconds");
+    for name in [
+        "JWKS_CACHE_TTL",
+        "JWKS_CACHE_MAX_AGE",
+        "PROXY_DRAIN_TIMEOUT",
+    ] {
+        assert!(
+            as_i64(&env[name]) > 0,
+            "{name} is a whole number of seconds"
+        );
     }
 }
 
@@ -400,16 +441,24 @@ fn app_containers_use_the_app_settings() {
     // DESIGN.md section 3, plus the app's own APP_* knobs and the AWS names
     // its SDK clients read. PGPASSWORD carries the database password (sqlx
     // reads it when DATABASE_URL has none).
-    let design = ["APP_LISTEN", "DATABASE_URL", "STORAGE_URL", "QUEUE_URL", "AWS_ENDPOINT_URL"];
+    let design = [
+        "APP_LISTEN",
+        "DATABASE_URL",
+        "STORAGE_URL",
+        "QUEUE_URL",
+        "AWS_ENDPOINT_URL",
+    ];
     let app_settings = fs::read_to_string(workspace_root().join("app/src/settings.rs")).ok();
     for (task, container) in [("web", "app"), ("worker", "worker"), ("migrate", "migrate")] {
         let c = infra().container(task, container);
         let env = environment(&c);
         for name in env.keys() {
-            let known = design.contains(&name.as_str())
-                || name == "AWS_REGION"
-                || name.starts_with("APP_");
-            assert!(known, "{task}/{container} sets {name}, which the app does not read");
+            let known =
+                design.contains(&name.as_str()) || name == "AWS_REGION" || name.starts_with("APP_");
+            assert!(
+                known,
+                "{task}/{container} sets {name}, which the app does not read"
+            );
             // Once the app's settings module is in the tree, every APP_ name
             // must be one it reads.
             if let Some(source) = &app_settings
@@ -428,8 +477,13 @@ fn app_containers_use_the_app_settings() {
             .and_then(|rest| rest.split_once('@'))
             .map(|(user, _)| user)
             .unwrap_or_else(|| panic!("DATABASE_URL is postgres://user@host/db: {url}"));
-        assert!(!userinfo.contains(':'), "DATABASE_URL carries no password: {url}");
-        let secrets = c["secrets"].as_array().expect("the database password is a secret");
+        assert!(
+            !userinfo.contains(':'),
+            "DATABASE_URL carries no password: {url}"
+        );
+        let secrets = c["secrets"]
+            .as_array()
+            .expect("the database password is a secret");
         assert!(secrets.iter().any(|s| s["name"] == "PGPASSWORD"));
     }
     for (task, container) in [("web", "app"), ("worker", "worker")] {
@@ -437,7 +491,12 @@ fn app_containers_use_the_app_settings() {
         for name in ["STORAGE_URL", "QUEUE_URL"] {
             assert!(env.contains_key(name), "{task} sets {name}");
         }
-        assert!(env["STORAGE_URL"].as_str().unwrap_or_default().starts_with("s3://"));
+        assert!(
+            env["STORAGE_URL"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("s3://")
+        );
     }
 }
 
@@ -460,8 +519,13 @@ fn health_checks_use_each_binarys_healthcheck_subcommand_not_a_shell() {
         assert_eq!(command[2], "healthcheck");
     }
     let proxy = infra().container("web", "proxy");
-    let url = proxy["healthCheck"]["command"][4].as_str().unwrap_or_default();
-    assert!(url.starts_with("http://127.0.0.1:9090/"), "the proxy checks its admin port: {url}");
+    let url = proxy["healthCheck"]["command"][4]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        url.starts_with("http://127.0.0.1:9090/"),
+        "the proxy checks its admin port: {url}"
+    );
 }
 
 #[test]
@@ -470,7 +534,11 @@ fn stop_timeout_is_above_the_proxy_drain_and_deregistration_matches_it() {
     let drain = as_i64(&environment(&proxy)["PROXY_DRAIN_TIMEOUT"]);
     for c in infra().containers("web") {
         let stop = as_i64(&c["stopTimeout"]);
-        assert!(stop > drain, "{}: stopTimeout {stop} must exceed the drain {drain}", c["name"]);
+        assert!(
+            stop > drain,
+            "{}: stopTimeout {stop} must exceed the drain {drain}",
+            c["name"]
+        );
         assert!(stop <= 120, "Fargate caps stopTimeout at 120 s");
     }
     let tg = infra().resource("aws_lb_target_group", "proxy");
@@ -507,18 +575,31 @@ fn worker_runs_the_app_image_with_no_inbound_port_and_scales_on_queue_depth() {
     assert_eq!(worker["command"], json!(["worker"]));
     assert_eq!(worker["portMappings"], json!([]));
     assert_eq!(
-        infra.containers("web")[1]["image"], worker["image"],
+        infra.containers("web")[1]["image"],
+        worker["image"],
         "the worker runs the app image"
     );
     let service = infra.resource("aws_ecs_service", "worker");
-    assert_eq!(blocks(service, "load_balancer").count(), 0, "no load balancer");
+    assert_eq!(
+        blocks(service, "load_balancer").count(),
+        0,
+        "no load balancer"
+    );
 
     let policy = infra.resource("aws_appautoscaling_policy", "worker_queue_depth");
     let text = hcl::to_string(policy).expect("printable");
-    assert!(text.contains("ApproximateNumberOfMessagesVisible"), "scales on queue depth");
-    assert!(text.contains("aws_sqs_queue.jobs.name"), "of the jobs queue");
+    assert!(
+        text.contains("ApproximateNumberOfMessagesVisible"),
+        "scales on queue depth"
+    );
+    assert!(
+        text.contains("aws_sqs_queue.jobs.name"),
+        "of the jobs queue"
+    );
     assert_eq!(
-        attr_expr(policy, "resource_id").map(|e| e.to_string()).as_deref(),
+        attr_expr(policy, "resource_id")
+            .map(|e| e.to_string())
+            .as_deref(),
         Some("aws_appautoscaling_target.worker.resource_id")
     );
 }
@@ -534,10 +615,16 @@ fn jobs_queue_redrives_to_the_dead_letter_queue_after_five_receives() {
     assert_eq!(as_i64(&redrive["maxReceiveCount"]), 5);
     let visibility = as_i64(&infra.attr(jobs, "visibility_timeout_seconds"));
     let longest = as_i64(&infra.var_default("longest_job_seconds"));
-    assert!(visibility > longest, "visibility {visibility} s above the longest job {longest} s");
+    assert!(
+        visibility > longest,
+        "visibility {visibility} s above the longest job {longest} s"
+    );
     for name in ["jobs", "jobs_dlq"] {
         let q = infra.resource("aws_sqs_queue", name);
-        assert!(attr_expr(q, "kms_master_key_id").is_some(), "{name} is encrypted");
+        assert!(
+            attr_expr(q, "kms_master_key_id").is_some(),
+            "{name} is encrypted"
+        );
     }
     // The worker gives up after the same number of attempts.
     let env = environment(&infra.container("worker", "worker"));
@@ -547,29 +634,46 @@ fn jobs_queue_redrives_to_the_dead_letter_queue_after_five_receives() {
 #[test]
 fn every_bucket_blocks_public_access_is_encrypted_versioned_tls_only_and_expires() {
     let infra = infra();
-    let buckets: Vec<&str> = infra.resources("aws_s3_bucket").into_iter().map(|(n, _)| n).collect();
+    let buckets: Vec<&str> = infra
+        .resources("aws_s3_bucket")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert!(buckets.contains(&"data"));
     let of_bucket = |kind: &str, bucket: &str| -> Option<&Body> {
         infra
             .resources(kind)
             .into_iter()
             .find(|(_, b)| {
-                attr_expr(b, "bucket").map(|e| e.to_string()) == Some(format!("aws_s3_bucket.{bucket}.id"))
+                attr_expr(b, "bucket").map(|e| e.to_string())
+                    == Some(format!("aws_s3_bucket.{bucket}.id"))
             })
             .map(|(_, b)| b)
     };
     for bucket in buckets {
         let block_public = of_bucket("aws_s3_bucket_public_access_block", bucket)
             .unwrap_or_else(|| panic!("bucket {bucket} has a public access block"));
-        for key in ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"] {
+        for key in [
+            "block_public_acls",
+            "block_public_policy",
+            "ignore_public_acls",
+            "restrict_public_buckets",
+        ] {
             assert_eq!(infra.attr(block_public, key), true, "{bucket}: {key}");
         }
         let enc = of_bucket("aws_s3_bucket_server_side_encryption_configuration", bucket)
             .unwrap_or_else(|| panic!("bucket {bucket} is encrypted"));
-        assert!(hcl::to_string(enc).expect("printable").contains("sse_algorithm"));
+        assert!(
+            hcl::to_string(enc)
+                .expect("printable")
+                .contains("sse_algorithm")
+        );
         let versioning = of_bucket("aws_s3_bucket_versioning", bucket)
             .unwrap_or_else(|| panic!("bucket {bucket} is versioned"));
-        assert_eq!(infra.attr(block(versioning, "versioning_configuration"), "status"), "Enabled");
+        assert_eq!(
+            infra.attr(block(versioning, "versioning_configuration"), "status"),
+            "Enabled"
+        );
         assert!(
             of_bucket("aws_s3_bucket_lifecycle_configuration", bucket).is_some(),
             "bucket {bucket} has a lifecycle"
@@ -581,17 +685,28 @@ fn every_bucket_blocks_public_access_is_encrypted_versioned_tls_only_and_expires
             .strip_prefix("data.aws_iam_policy_document.")
             .and_then(|s| s.strip_suffix(".json"))
             .expect("the bucket policy is a policy document");
-        let doc = infra.data("aws_iam_policy_document").into_iter().find(|(n, _)| *n == doc_name).expect("document").1;
+        let doc = infra
+            .data("aws_iam_policy_document")
+            .into_iter()
+            .find(|(n, _)| *n == doc_name)
+            .expect("document")
+            .1;
         let tls_only = blocks(doc, "statement").any(|s| {
             attr_expr(s, "effect").map(|e| infra.eval(e)) == Some(json!("Deny"))
                 && blocks(s, "condition").any(|c| {
-                    infra.attr(c, "variable") == "aws:SecureTransport" && infra.attr(c, "values") == json!(["false"])
+                    infra.attr(c, "variable") == "aws:SecureTransport"
+                        && infra.attr(c, "values") == json!(["false"])
                 })
         });
         assert!(tls_only, "bucket {bucket} denies requests without TLS");
     }
-    let data_enc = of_bucket("aws_s3_bucket_server_side_encryption_configuration", "data").expect("data");
-    assert!(hcl::to_string(data_enc).expect("printable").contains("aws:kms"));
+    let data_enc =
+        of_bucket("aws_s3_bucket_server_side_encryption_configuration", "data").expect("data");
+    assert!(
+        hcl::to_string(data_enc)
+            .expect("printable")
+            .contains("aws:kms")
+    );
 }
 
 #[test]
@@ -672,21 +787,35 @@ fn no_policy_allows_a_wildcard_action_or_data_on_a_wildcard_resource() {
     for (name, body) in infra.resources("aws_iam_role_policy_attachment") {
         let arn = infra.attr(body, "policy_arn").to_string();
         assert!(
-            !arn.contains("FullAccess") && !arn.contains("AdministratorAccess") && !arn.contains("PowerUser"),
+            !arn.contains("FullAccess")
+                && !arn.contains("AdministratorAccess")
+                && !arn.contains("PowerUser"),
             "{name} attaches a broad managed policy: {arn}"
         );
     }
-    assert!(infra.resources("aws_iam_policy").is_empty(), "no standalone policies to audit");
+    assert!(
+        infra.resources("aws_iam_policy").is_empty(),
+        "no standalone policies to audit"
+    );
 }
 
 #[test]
 fn task_roles_get_the_data_actions_their_code_needs() {
     let infra = infra();
     let actions = |doc: &str| -> BTreeSet<String> {
-        let body = infra.data("aws_iam_policy_document").into_iter().find(|(n, _)| *n == doc).expect("doc").1;
+        let body = infra
+            .data("aws_iam_policy_document")
+            .into_iter()
+            .find(|(n, _)| *n == doc)
+            .expect("doc")
+            .1;
         blocks(body, "statement")
             .flat_map(|s| {
-                infra.attr(s, "actions").as_array().cloned().unwrap_or_default()
+                infra
+                    .attr(s, "actions")
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
             })
             .filter_map(|a| a.as_str().map(str::to_owned))
             .collect()
@@ -699,12 +828,22 @@ fn task_roles_get_the_data_actions_their_code_needs() {
         assert!(!web.contains(a), "web task may not {a}");
     }
     let worker = actions("worker_task");
-    for a in ["s3:GetObject", "s3:PutObject", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"] {
+    for a in [
+        "s3:GetObject",
+        "s3:PutObject",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    ] {
         assert!(worker.contains(a), "worker may {a}");
     }
     assert!(!worker.contains("sqs:SendMessage"), "worker may not send");
     let execution = actions("execution");
-    for a in ["ecr:BatchGetImage", "logs:PutLogEvents", "secretsmanager:GetSecretValue"] {
+    for a in [
+        "ecr:BatchGetImage",
+        "logs:PutLogEvents",
+        "secretsmanager:GetSecretValue",
+    ] {
         assert!(execution.contains(a), "execution role may {a}");
     }
 }
@@ -719,17 +858,47 @@ fn nothing_reaches_port_3000_and_the_load_balancer_reaches_only_the_proxy_ports(
     for (name, rule) in infra.resources("aws_vpc_security_group_ingress_rule") {
         let from = as_i64(&infra.attr(rule, "from_port"));
         let to = as_i64(&infra.attr(rule, "to_port"));
-        assert!(!(from..=to).contains(&app_port), "ingress rule {name} opens port {app_port}");
-        assert_ne!(infra.attr(rule, "ip_protocol"), "-1", "{name}: all protocols");
-        let sg = attr_expr(rule, "security_group_id").expect("sg").to_string();
+        assert!(
+            !(from..=to).contains(&app_port),
+            "ingress rule {name} opens port {app_port}"
+        );
+        assert_ne!(
+            infra.attr(rule, "ip_protocol"),
+            "-1",
+            "{name}: all protocols"
+        );
+        let sg = attr_expr(rule, "security_group_id")
+            .expect("sg")
+            .to_string();
         if sg == "aws_security_group.web.id" {
             let source = attr_expr(rule, "referenced_security_group_id").map(|e| e.to_string());
-            assert!(source.is_some(), "{name}: web ingress comes from a security group, not a CIDR");
+            assert!(
+                source.is_some(),
+                "{name}: web ingress comes from a security group, not a CIDR"
+            );
             web_ingress.insert((from, source.unwrap_or_default()));
         }
     }
+    // Nor does any rule send traffic to it.
+    for (name, rule) in infra.resources("aws_vpc_security_group_egress_rule") {
+        let from = as_i64(&infra.attr(rule, "from_port"));
+        let to = as_i64(&infra.attr(rule, "to_port"));
+        assert!(
+            !(from..=to).contains(&app_port),
+            "egress rule {name} opens port {app_port}"
+        );
+        assert_ne!(
+            infra.attr(rule, "ip_protocol"),
+            "-1",
+            "{name}: all protocols"
+        );
+    }
     for (name, sg) in infra.resources("aws_security_group") {
-        assert_eq!(blocks(sg, "ingress").count(), 0, "{name}: rules are separate resources");
+        assert_eq!(
+            blocks(sg, "ingress").count(),
+            0,
+            "{name}: rules are separate resources"
+        );
     }
     assert!(infra.resources("aws_security_group_rule").is_empty());
     let from_alb: BTreeSet<i64> = web_ingress
@@ -742,12 +911,18 @@ fn nothing_reaches_port_3000_and_the_load_balancer_reaches_only_the_proxy_ports(
     let db_ingress: Vec<_> = infra
         .resources("aws_vpc_security_group_ingress_rule")
         .into_iter()
-        .filter(|(_, r)| attr_expr(r, "security_group_id").map(|e| e.to_string()) == Some("aws_security_group.database.id".into()))
+        .filter(|(_, r)| {
+            attr_expr(r, "security_group_id").map(|e| e.to_string())
+                == Some("aws_security_group.database.id".into())
+        })
         .collect();
     assert!(!db_ingress.is_empty());
     for (name, rule) in db_ingress {
         assert_eq!(as_i64(&infra.attr(rule, "from_port")), 5432, "{name}");
-        assert!(attr_expr(rule, "cidr_ipv4").is_none(), "{name}: the database is reached from task groups only");
+        assert!(
+            attr_expr(rule, "cidr_ipv4").is_none(),
+            "{name}: the database is reached from task groups only"
+        );
     }
 }
 
@@ -758,7 +933,10 @@ fn s3_and_sqs_are_reached_through_vpc_endpoints() {
     assert_eq!(infra.attr(s3, "vpc_endpoint_type"), "Gateway");
     let interface = infra.eval(&infra.locals["interface_endpoints"]);
     let interface = interface.as_array().expect("a list of services");
-    assert!(interface.contains(&json!("sqs")), "an SQS interface endpoint");
+    assert!(
+        interface.contains(&json!("sqs")),
+        "an SQS interface endpoint"
+    );
     for service in ["web", "worker"] {
         let svc = infra.resource("aws_ecs_service", service);
         let net = block(svc, "network_configuration");
@@ -796,12 +974,28 @@ fn alarms_cover_401_rate_missing_keys_jwks_failures_and_the_queues() {
             .map(|(name, _)| *name)
             .unwrap_or_else(|| panic!("no alarm mentions all of {needle:?}"))
     };
-    let rate = find(&["retainwise_proxy_auth_decisions_total", "\"rejected\"", "retainwise_proxy_requests_total"]);
-    assert_eq!(as_i64(&infra.attr(infra.resource("aws_cloudwatch_metric_alarm", rate), "threshold")), 10);
+    let rate = find(&[
+        "retainwise_proxy_auth_decisions_total",
+        "\"rejected\"",
+        "retainwise_proxy_requests_total",
+    ]);
+    assert_eq!(
+        as_i64(&infra.attr(
+            infra.resource("aws_cloudwatch_metric_alarm", rate),
+            "threshold"
+        )),
+        10
+    );
     find(&["\"unavailable\"", "\"keys_unavailable\""]);
     find(&["retainwise_proxy_jwks_fetches_total", "\"error\""]);
     let dlq = find(&["ApproximateNumberOfMessagesVisible", "jobs_dlq"]);
-    assert_eq!(as_i64(&infra.attr(infra.resource("aws_cloudwatch_metric_alarm", dlq), "threshold")), 0);
+    assert_eq!(
+        as_i64(&infra.attr(
+            infra.resource("aws_cloudwatch_metric_alarm", dlq),
+            "threshold"
+        )),
+        0
+    );
     find(&["ApproximateAgeOfOldestMessage", "aws_sqs_queue.jobs.name"]);
 
     // Every proxy metric an alarm or the scraper names is one the proxy exports.
@@ -819,10 +1013,17 @@ fn alarms_cover_401_rate_missing_keys_jwks_failures_and_the_queues() {
 #[test]
 fn prometheus_discovers_the_admin_port_by_docker_labels() {
     let proxy = infra().container("web", "proxy");
-    assert_eq!(proxy["dockerLabels"]["ECS_PROMETHEUS_EXPORTER_PORT"], "9090");
-    assert_eq!(proxy["dockerLabels"]["ECS_PROMETHEUS_METRICS_PATH"], "/metrics");
+    assert_eq!(
+        proxy["dockerLabels"]["ECS_PROMETHEUS_EXPORTER_PORT"],
+        "9090"
+    );
+    assert_eq!(
+        proxy["dockerLabels"]["ECS_PROMETHEUS_METRICS_PATH"],
+        "/metrics"
+    );
     let config = infra().eval(&infra().locals["cwagent_config"]);
-    let sd = &config["logs"]["metrics_collected"]["prometheus"]["ecs_service_discovery"]["docker_label"];
+    let sd =
+        &config["logs"]["metrics_collected"]["prometheus"]["ecs_service_discovery"]["docker_label"];
     assert_eq!(sd["sd_port_label"], "ECS_PROMETHEUS_EXPORTER_PORT");
     assert_eq!(sd["sd_metrics_path_label"], "ECS_PROMETHEUS_METRICS_PATH");
 }
@@ -885,17 +1086,24 @@ impl Dockerfile {
             .rfind(|l| l.starts_with("USER "))
             .unwrap_or_else(|| panic!("{name}: sets USER"));
         let user = user["USER ".len()..].trim();
-        assert!(!user.starts_with('0') && !user.starts_with("root"), "{name}: runs as {user}");
+        assert!(
+            !user.starts_with('0') && !user.starts_with("root"),
+            "{name}: runs as {user}"
+        );
         let health = runtime
             .iter()
             .find(|l| l.starts_with("HEALTHCHECK"))
             .unwrap_or_else(|| panic!("{name}: has a HEALTHCHECK"));
         assert!(
-            health.contains(&format!("CMD [\"/usr/local/bin/{binary}\", \"healthcheck\"")),
+            health.contains(&format!(
+                "CMD [\"/usr/local/bin/{binary}\", \"healthcheck\""
+            )),
             "{name}: HEALTHCHECK runs `{binary} healthcheck` in exec form: {health}"
         );
         assert!(
-            runtime.iter().any(|l| l.starts_with(&format!("ENTRYPOINT [\"/usr/local/bin/{binary}\"]"))),
+            runtime
+                .iter()
+                .any(|l| l.starts_with(&format!("ENTRYPOINT [\"/usr/local/bin/{binary}\"]"))),
             "{name}: exec-form ENTRYPOINT"
         );
         assert!(
@@ -920,12 +1128,21 @@ fn app_image_is_multi_stage_distroless_non_root_and_carries_the_model() {
             .any(|l| l == "COPY app/model/churn-model.json /app/model/churn-model.json"),
         "the app image carries the shipped model at /app/model/churn-model.json"
     );
-    assert!(workspace_root().join("app/model/churn-model.json").is_file());
+    assert!(
+        workspace_root()
+            .join("app/model/churn-model.json")
+            .is_file()
+    );
 }
 
 #[test]
 fn task_definitions_run_the_images_as_their_non_root_user() {
-    for (task, container) in [("web", "proxy"), ("web", "app"), ("worker", "worker"), ("migrate", "migrate")] {
+    for (task, container) in [
+        ("web", "proxy"),
+        ("web", "app"),
+        ("worker", "worker"),
+        ("migrate", "migrate"),
+    ] {
         let c = infra().container(task, container);
         assert_eq!(c["user"], "65532:65532", "{task}/{container}");
     }

@@ -162,7 +162,6 @@ resource "aws_s3_bucket" "logs" {
   #checkov:skip=CKV_AWS_145:Load balancer access logs can only be written to buckets encrypted with SSE-S3, not SSE-KMS (AWS documentation, "Access logs for your ALB").
   #checkov:skip=CKV_AWS_18:This is the access-log bucket; logging it into itself would loop.
   #checkov:skip=CKV_AWS_144:Access logs are kept in-region; losing them does not lose customer data.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes events of log delivery.
 }
 
 resource "aws_s3_bucket_public_access_block" "logs" {
@@ -217,6 +216,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "logs" {
       days_after_initiation = 1
     }
   }
+}
+
+resource "aws_s3_bucket_notification" "logs" {
+  bucket      = aws_s3_bucket.logs.id
+  eventbridge = true
 }
 
 data "aws_elb_service_account" "main" {}

@@ -21,11 +21,6 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = ["arn:${local.partition}:ecs:${var.aws_region}:${local.account_id}:*"]
-    }
   }
 }
 

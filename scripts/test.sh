@@ -27,6 +27,9 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+say "infra checks (terraform fmt, checkov, hadolint)"
+bash scripts/check-infra.sh
+
 say "fetching the Telco churn data (app model tests)"
 scripts/fetch-telco-data.sh
 

@@ -199,25 +199,20 @@ impl Pipeline {
         }
         let request_id = request_id.to_str().unwrap_or("-");
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        match decision {
-            Decision::Allowed(user_id) => tracing::info!(
-                message = "request",
-                request_id,
-                method = %method,
-                path,
-                status = status.as_u16(),
-                latency_ms,
-                user_id = %user_id,
-            ),
-            _ => tracing::info!(
-                message = "request",
-                request_id,
-                method = %method,
-                path,
-                status = status.as_u16(),
-                latency_ms,
-                reason,
-            ),
-        }
+        // An allowed request logs who; every other one logs why not.
+        let (user_id, reason) = match decision {
+            Decision::Allowed(user_id) => (Some(user_id.as_str()), None),
+            _ => (None, Some(reason)),
+        };
+        tracing::info!(
+            message = "request",
+            request_id,
+            method = %method,
+            path,
+            status = status.as_u16(),
+            latency_ms,
+            user_id,
+            reason,
+        );
     }
 }

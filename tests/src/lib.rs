@@ -4,8 +4,12 @@
 //!   checks the properties the deployment must have (DESIGN.md, issue 6),
 //!   including that every setting the proxy container gets is one the proxy
 //!   reads (`proxy/src/settings.rs`), so infrastructure and code cannot drift.
-//!
-//! Nothing here talks to AWS or runs Terraform: it parses files.
+//!   Nothing there talks to AWS or runs Terraform: it parses files.
+//! - `tests/stack.rs`, `tests/production.rs`, `tests/prometheus.rs` start the
+//!   real `retainwise-proxy` and `retainwise-app` binaries (the app with its
+//!   worker), an HTTPS JWKS server, and for some tests PostgreSQL, moto (S3,
+//!   SQS) and Prometheus, and talk to the stack only through the proxy
+//!   (issue 5). Their harness is `tests/support/`.
 
 #![forbid(unsafe_code)]
 

@@ -1,0 +1,194 @@
+//! The real binaries, spawned as black boxes with their JSON log lines kept.
+//!
+//! `env!("CARGO_BIN_EXE_…")` only names a test crate's own binaries, so the
+//! stack's binaries are found next to this test executable
+//! (`target/debug/deps/e2e-… → target/debug/`). Before the first spawn, a
+//! test binary runs `cargo build --workspace --tests` once into the same
+//! target directory: under `cargo test --workspace` it finds everything
+//! fresh at once; under `cargo test -p retainwise-e2e` it builds the
+//! binaries the stack needs (the same feature set, so nothing is rebuilt
+//! twice).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `target/<profile>/`, the folder holding this test executable's `deps/`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test executable sits in target/<profile>/deps/")
+        .to_path_buf()
+}
+
+/// The path of a workspace binary, built (once per test binary) if needed.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(build_workspace);
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing after cargo build",
+        path.display()
+    );
+    path
+}
+
+fn build_workspace() {
+    let profile = profile_dir();
+    let target = profile.parent().expect("target/ holds the profile dir");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .join("Cargo.toml");
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .args([
+            "build",
+            "--workspace",
+            "--tests",
+            "--quiet",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target)
+        .stdin(Stdio::null());
+    if profile.file_name().is_some_and(|p| p == "release") {
+        command.arg("--release");
+    }
+    let status = command.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo build of the stack's binaries failed"
+    );
+}
+
+/// Lines a child process wrote, collected by a background thread.
+#[derive(Debug, Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn drain(&self, stream: impl Read + Send + 'static, label: String) {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                // Shown by the test runner only when the test fails.
+                eprintln!("[{label}] {line}");
+                lines.0.lock().expect("lines lock").push(line);
+            }
+        });
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().expect("lines lock").clone()
+    }
+
+    /// Whether any line contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0
+            .lock()
+            .expect("lines lock")
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    /// The `addr` of the first JSON line whose message is `message` (at the
+    /// top level, as the proxy writes it, or under `fields`, as the app's
+    /// tracing JSON writes it) and whose other fields match `with`.
+    pub fn address(&self, message: &str, with: &[(&str, &str)]) -> Option<SocketAddr> {
+        self.all().iter().find_map(|line| {
+            let json: Value = serde_json::from_str(line).ok()?;
+            let fields = if json.get("fields").is_some() {
+                &json["fields"]
+            } else {
+                &json
+            };
+            let matches =
+                fields["message"] == message && with.iter().all(|(k, v)| fields[*k] == *v);
+            matches
+                .then(|| fields["addr"].as_str()?.parse().ok())
+                .flatten()
+        })
+    }
+}
+
+/// A running child process; killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    pub name: &'static str,
+    child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Process {
+    /// Spawns `binary` with `args`, a cleared environment plus `PATH` and
+    /// `vars`, in `cwd`.
+    pub fn spawn(name: &'static str, args: &[&str], vars: &[(String, String)], cwd: &Path) -> Self {
+        let mut child = Command::new(binary(name))
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        stdout.drain(child.stdout.take().expect("piped"), format!("{name} out"));
+        stderr.drain(child.stderr.take().expect("piped"), format!("{name} err"));
+        Self {
+            name,
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the `message` line naming an address; fails the test if
+    /// the process exits first or nothing comes within 60 s.
+    pub async fn wait_for_address(&mut self, message: &str, with: &[(&str, &str)]) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(addr) = self.stdout.address(message, with) {
+                return addr;
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "{} exited ({status}) before logging {message:?}:\n{}\n{}",
+                    self.name,
+                    self.stdout.all().join("\n"),
+                    self.stderr.all().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} logged no {message:?} line within 60 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -57,14 +57,14 @@ nginx_conf proxy "upstream app { server 127.0.0.1:$up_port; keepalive 64; }
 taskset -c 1 "$nginx_bin" -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!)
 taskset -c 1 "$nginx_bin" -p "$work/proxy" -c "$work/proxy/nginx.conf" & pids+=($!)
 
-./target/release/retainwise-dev --dir "$work/keys" keygen 2>/dev/null
-token=$(./target/release/retainwise-dev --dir "$work/keys" token --sub user_bench --ttl 7200 \
+"${CARGO_TARGET_DIR:-target}"/release/retainwise-dev --dir "$work/keys" keygen 2>/dev/null
+token=$("${CARGO_TARGET_DIR:-target}"/release/retainwise-dev --dir "$work/keys" token --sub user_bench --ttl 7200 \
     --issuer https://clerk.bench.example --azp https://app.bench.example)
 : >"$work/empty.toml"
 CLERK_ISSUER_URL=https://clerk.bench.example CLERK_AUTHORIZED_PARTIES=https://app.bench.example \
 PROXY_JWKS_FILE="$work/keys/jwks.json" PROXY_LISTEN=127.0.0.1:$ours_port \
 PROXY_ADMIN_LISTEN=127.0.0.1:$admin_port PROXY_UPSTREAM=http://127.0.0.1:$up_port PROXY_LOG=warn \
-    taskset -c 1 ./target/release/retainwise-proxy --config "$work/empty.toml" >"$work/proxy.log" 2>&1 &
+    taskset -c 1 "${CARGO_TARGET_DIR:-target}"/release/retainwise-proxy --config "$work/empty.toml" >"$work/proxy.log" 2>&1 &
 ours_pid=$!; pids+=($ours_pid)
 
 for _ in $(seq 50); do

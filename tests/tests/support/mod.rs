@@ -17,11 +17,19 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod backends;
-pub mod jwks;
-pub mod keys;
 pub mod process;
 pub mod stack;
 pub mod tokens;
+
+// Keys, Clerk-shaped tokens and the HTTPS JWKS server are the proxy
+// harness's own, shared by path rather than copied, so a fix to either
+// reaches both suites.
+#[path = "../../../proxy/tests/support/jwks.rs"]
+pub mod jwks;
+#[path = "../../../proxy/tests/support/keys.rs"]
+pub mod keys;
+#[path = "../../../proxy/tests/support/tokens.rs"]
+pub mod proxy_tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -175,4 +183,9 @@ pub fn assert_scored(scored: &str, input: &str) {
         scored_ids, input_ids,
         "the scored rows are the input customers"
     );
+}
+
+/// Lower-case hex, for the session ids in minted tokens.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

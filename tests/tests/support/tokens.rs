@@ -1,70 +1,35 @@
-//! Session tokens in Clerk's exact shape (DESIGN.md §2):
-//!
-//! ```text
-//! {"alg":"RS256","kid":"ins_...","typ":"JWT"}
-//! {"azp":"...","exp":...,"fva":[0,-1],"iat":...,"iss":"...","nbf":...,
-//!  "sid":"sess_...","sub":"user_...","v":2}
-//! ```
+//! Tokens for the end-to-end tests, built with the proxy harness's
+//! [`TokenBuilder`]. They live five minutes rather than Clerk's one, since a
+//! single end-to-end test (upload, scoring, download, a scrape) can outlast
+//! a minute on a loaded machine.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::keys::TestKey;
-
-/// The issuer every e2e proxy expects (`CLERK_ISSUER_URL`).
-pub const ISSUER: &str = "https://clerk.retainwise.test";
-/// The authorized party the tokens carry.
-pub const AZP: &str = "https://app.retainwise.test";
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// Claims of a Clerk session token for `sub`, valid for `ttl` seconds from `iat`.
-pub fn claims(sub: &str, iat: i64, ttl: i64) -> Value {
-    json!({
-        "azp": AZP,
-        "exp": iat + ttl,
-        "fva": [0, -1],
-        "iat": iat,
-        "iss": ISSUER,
-        "nbf": iat - 10,
-        "sid": format!("sess_{:016x}", rand::random::<u64>()),
-        "sub": sub,
-        "v": 2,
-    })
-}
+pub use super::proxy_tokens::{AZP, ISSUER, TokenBuilder, clerk_claims, now};
 
 /// A valid token for `sub` (five minutes), signed by `key`.
-pub fn token(key: &TestKey, sub: &str) -> String {
-    sign(key, &key.kid, &claims(sub, now(), 300))
+pub fn token(key: &'static TestKey, sub: &str) -> String {
+    TokenBuilder::new(key)
+        .claims(clerk_claims(sub))
+        .claim("exp", json!(now() + 300))
+        .build()
 }
 
 /// A token for `sub` that expired two minutes ago (far past the 5 s leeway).
-pub fn expired_token(key: &TestKey, sub: &str) -> String {
-    sign(key, &key.kid, &claims(sub, now() - 600, 480))
+pub fn expired_token(key: &'static TestKey, sub: &str) -> String {
+    TokenBuilder::new(key)
+        .claims(clerk_claims(sub))
+        .claim("iat", json!(now() - 600))
+        .claim("nbf", json!(now() - 610))
+        .claim("exp", json!(now() - 120))
+        .build()
 }
 
 /// A token naming `listed`'s `kid` but signed by `forger`.
-pub fn forged_token(listed: &TestKey, forger: &TestKey, sub: &str) -> String {
-    sign(forger, &listed.kid, &claims(sub, now(), 300))
-}
-
-/// RS256 token with Clerk's header, `kid` as given, signed by `key`.
-pub fn sign(key: &TestKey, kid: &str, claims: &Value) -> String {
-    let header = json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = key.sign_rs256(signing_input.as_bytes());
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+pub fn forged_token(listed: &'static TestKey, forger: &'static TestKey, sub: &str) -> String {
+    TokenBuilder::new(listed)
+        .claims(clerk_claims(sub))
+        .signed_by(forger)
+        .build()
 }

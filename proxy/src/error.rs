@@ -39,6 +39,12 @@ pub enum ProxyError {
     Upstream,
     /// The upstream did not answer within the timeout.
     UpstreamTimeout,
+    /// The client stopped sending its request body (RFC 9110 §15.5.9: 408).
+    RequestBodyTimeout,
+    /// The client's connection broke while it sent the body.
+    ClientBody,
+    /// A CORS preflight from an origin that is not allowed.
+    CorsRefused,
 }
 
 impl ProxyError {
@@ -49,6 +55,9 @@ impl ProxyError {
             ProxyError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamConnect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::CorsRefused => StatusCode::FORBIDDEN,
         }
     }
 
@@ -61,6 +70,9 @@ impl ProxyError {
             ProxyError::KeysUnavailable { .. } => "keys_unavailable",
             ProxyError::UpstreamConnect | ProxyError::Upstream => "bad_gateway",
             ProxyError::UpstreamTimeout => "gateway_timeout",
+            ProxyError::RequestBodyTimeout => "request_timeout",
+            ProxyError::ClientBody => "bad_request",
+            ProxyError::CorsRefused => "cors_origin_not_allowed",
         }
     }
 
@@ -76,6 +88,9 @@ impl ProxyError {
             ProxyError::UpstreamConnect => "the application is unreachable",
             ProxyError::Upstream => "the application broke the exchange",
             ProxyError::UpstreamTimeout => "the application did not answer in time",
+            ProxyError::RequestBodyTimeout => "the request body stopped arriving",
+            ProxyError::ClientBody => "the request body was cut short",
+            ProxyError::CorsRefused => "this origin may not call the API from a browser",
         }
     }
 
@@ -90,6 +105,9 @@ impl ProxyError {
             ProxyError::UpstreamConnect => "upstream_connect",
             ProxyError::Upstream => "upstream_error",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::RequestBodyTimeout => "body_timeout",
+            ProxyError::ClientBody => "client_body_error",
+            ProxyError::CorsRefused => "cors_origin_not_allowed",
         }
     }
 

@@ -54,6 +54,20 @@ pub enum KeySource {
     },
     /// Re-read on every refresh, so a mounted secret can be rotated in place.
     File(PathBuf),
+    /// A document in memory whose fetch takes a set (Tokio) time and is
+    /// logged: the key store's tests run it on paused time.
+    #[cfg(test)]
+    Memory(std::sync::Arc<MemorySource>),
+}
+
+/// See [`KeySource::Memory`].
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct MemorySource {
+    pub document: std::sync::Mutex<String>,
+    pub fetch_time: Duration,
+    /// When each fetch started.
+    pub started: std::sync::Mutex<Vec<tokio::time::Instant>>,
 }
 
 impl KeySource {
@@ -109,6 +123,18 @@ impl KeySource {
                 tokio::fs::read(path)
                     .await
                     .map_err(|err| FetchError::File(path.clone(), err.to_string()))
+            }
+            #[cfg(test)]
+            KeySource::Memory(source) => {
+                source
+                    .started
+                    .lock()
+                    .expect("lock")
+                    .push(tokio::time::Instant::now());
+                // The server answers with what it holds when asked.
+                let body = source.document.lock().expect("lock").clone().into_bytes();
+                tokio::time::sleep(source.fetch_time).await;
+                Ok(body)
             }
         }
     }

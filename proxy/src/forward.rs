@@ -4,12 +4,26 @@
 //! request timeout, so the wait for the response head is bounded here.
 //! Bodies are never buffered: the request body streams to the app as it
 //! arrives and the response body streams back the same way.
+//!
+//! Two clocks, never one: while the client is still sending its body, only
+//! the body idle time applies (no byte for `PROXY_BODY_IDLE_TIMEOUT`: 408);
+//! `PROXY_UPSTREAM_TIMEOUT` starts once the body has been forwarded
+//! completely. A single clock from the request's start would cut every
+//! upload slower than it (a 100 MB file on a 10 Mbit/s uplink takes 80 s)
+//! with a 504 while the app may still store it, so the user's retry makes
+//! a duplicate. An answer the app sends before the body is complete (its
+//! 413 on `Content-Length`) is passed on as it is.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -25,7 +39,7 @@ const POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, RequestBody>,
     scheme: Scheme,
     authority: Authority,
     response_timeout: Duration,
@@ -59,11 +73,15 @@ impl Upstream {
         &self.authority
     }
 
-    /// Sends the request (already rewritten) and waits for the response head.
+    /// Sends the request (already rewritten, its body wrapped in a
+    /// [`RequestBody`]) and waits for the response head: while the body is
+    /// still arriving, for as long as it keeps moving; then for at most the
+    /// response timeout.
     pub async fn send(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
+        let progress = Arc::clone(&request.body().progress);
         let path = request
             .uri()
             .path_and_query()
@@ -76,9 +94,41 @@ impl Upstream {
         *request.uri_mut() = Uri::from_parts(parts).map_err(|_| ProxyError::Upstream)?;
         // The app speaks HTTP/1.1 whatever the client spoke to us.
         *request.version_mut() = Version::HTTP_11;
-        match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(err)) => {
+        let exchange = self.client.request(request);
+        let mut exchange = std::pin::pin!(exchange);
+        // Phase 1: the body is still arriving. Its own idle bound applies
+        // (inside RequestBody); the response timeout does not run yet.
+        while progress.state() == BodyState::Streaming {
+            tokio::select! {
+                result = exchange.as_mut() => return self.finish(result, &progress),
+                () = progress.changed.notified() => {}
+            }
+        }
+        if progress.state() == BodyState::Stalled {
+            // The body's error is on its way to the client task; answer
+            // now rather than wait for the app to notice.
+            return Err(ProxyError::RequestBodyTimeout);
+        }
+        // Phase 2: the body is complete; the app gets the response timeout.
+        match tokio::time::timeout(self.response_timeout, exchange).await {
+            Ok(result) => self.finish(result, &progress),
+            Err(_) => {
+                metrics::counter!(m::UPSTREAM_ERRORS, "kind" => "timeout").increment(1);
+                Err(ProxyError::UpstreamTimeout)
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        result: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        progress: &BodyProgress,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        match result {
+            Ok(response) => Ok(response),
+            Err(_) if progress.state() == BodyState::Stalled => Err(ProxyError::RequestBodyTimeout),
+            Err(_) if progress.state() == BodyState::ClientFailed => Err(ProxyError::ClientBody),
+            Err(err) => {
                 let connect = err.is_connect();
                 let kind = if connect { "connect" } else { "other" };
                 metrics::counter!(m::UPSTREAM_ERRORS, "kind" => kind).increment(1);
@@ -88,10 +138,6 @@ impl Upstream {
                 } else {
                     ProxyError::Upstream
                 })
-            }
-            Err(_) => {
-                metrics::counter!(m::UPSTREAM_ERRORS, "kind" => "timeout").increment(1);
-                Err(ProxyError::UpstreamTimeout)
             }
         }
     }
@@ -110,5 +156,138 @@ impl Upstream {
             tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await,
             Ok(Ok(_))
         )
+    }
+}
+
+/// Where the request body stands, as the forwarding step sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BodyState {
+    Streaming = 0,
+    Complete = 1,
+    /// No byte for the body idle time.
+    Stalled = 2,
+    /// The client's connection broke mid-body.
+    ClientFailed = 3,
+}
+
+/// Shared between a [`RequestBody`] (polled by the client task that writes
+/// to the app) and the request's own task (waiting for the response).
+#[derive(Debug)]
+pub struct BodyProgress {
+    state: AtomicU8,
+    changed: tokio::sync::Notify,
+}
+
+impl BodyProgress {
+    pub fn state(&self) -> BodyState {
+        match self.state.load(Ordering::Acquire) {
+            0 => BodyState::Streaming,
+            1 => BodyState::Complete,
+            2 => BodyState::Stalled,
+            _ => BodyState::ClientFailed,
+        }
+    }
+
+    fn set(&self, state: BodyState) {
+        self.state.store(state as u8, Ordering::Release);
+        self.changed.notify_one();
+    }
+}
+
+/// Why a request body ended before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the client sent no byte of the request body for {0:?}")]
+    Stalled(Duration),
+    #[error("the client's request body broke: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+/// The client's request body on its way to the app, bounded by the body
+/// idle time: a client that stops sending mid-body ends the exchange with
+/// a 408 instead of holding a connection to the app open for the response
+/// timeout.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    idle: Duration,
+    /// When the last frame arrived (or the body was created).
+    last_progress: tokio::time::Instant,
+    /// Created on the first wait and moved, not reallocated, after that.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    progress: Arc<BodyProgress>,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, idle: Duration) -> Self {
+        let state = if inner.is_end_stream() {
+            BodyState::Complete
+        } else {
+            BodyState::Streaming
+        };
+        RequestBody {
+            inner,
+            idle,
+            last_progress: tokio::time::Instant::now(),
+            timer: None,
+            progress: Arc::new(BodyProgress {
+                state: AtomicU8::new(state as u8),
+                changed: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.last_progress = tokio::time::Instant::now();
+                if this.inner.is_end_stream() {
+                    this.progress.set(BodyState::Complete);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.progress.set(BodyState::ClientFailed);
+                Poll::Ready(Some(Err(BodyError::Client(err))))
+            }
+            Poll::Ready(None) => {
+                this.progress.set(BodyState::Complete);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let deadline = this.last_progress + idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => "body_idle").increment(1);
+                    this.progress.set(BodyState::Stalled);
+                    return Poll::Ready(Some(Err(BodyError::Stalled(idle))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

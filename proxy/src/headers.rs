@@ -128,29 +128,38 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     HeaderValue::from_str(&fresh).expect("a UUID is a valid header value")
 }
 
-/// Where the token came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialSource {
-    Bearer,
-    SessionCookie,
-}
-
 /// What the request offers as a credential.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credential {
     None,
-    Token(String, CredentialSource),
-    /// More than one, and they differ: refuse rather than pick one, since the
+    /// `Authorization: Bearer`.
+    Bearer(String),
+    /// Session cookie values (`__session`, `__session_<suffix>`), distinct,
+    /// in the order the client sent them; at least one. Which of them are
+    /// ours, and valid, is for the verifier to say.
+    Cookies(Vec<String>),
+    /// Two `Authorization` headers: refuse rather than pick one, since the
     /// proxy and something downstream could pick differently.
     Ambiguous,
     /// `Authorization: Bearer` with nothing usable after it.
     MalformedBearer,
 }
 
-/// Finds the token: `Authorization: Bearer` (scheme case-insensitive,
-/// exactly one such header), else the Clerk `__session` cookie.
+/// Whether a cookie name is a Clerk session cookie: `__session`, or
+/// `__session_<suffix>`, which ClerkJS writes beside it so that several
+/// instances can share a parent domain (its suffix is derived from the
+/// publishable key).
+pub fn is_session_cookie(name: &[u8]) -> bool {
+    name == SESSION_COOKIE.as_bytes()
+        || name
+            .strip_prefix(SESSION_COOKIE.as_bytes())
+            .is_some_and(|rest| rest.len() > 1 && rest[0] == b'_')
+}
+
+/// Finds the credential: `Authorization: Bearer` (scheme case-insensitive,
+/// exactly one such header), else every session cookie.
 ///
-/// The header wins over the cookie, as in Clerk's own SDKs: a browser sends
+/// The header wins over cookies, as in Clerk's own SDKs: a browser sends
 /// the cookie along with a fresher token in the header, and the two may
 /// legitimately differ.
 pub fn find_credential(headers: &HeaderMap) -> Credential {
@@ -167,7 +176,7 @@ pub fn find_credential(headers: &HeaderMap) -> Credential {
                     if token.is_empty() || token.contains(' ') {
                         return Credential::MalformedBearer;
                     }
-                    return Credential::Token(token.to_owned(), CredentialSource::Bearer);
+                    return Credential::Bearer(token.to_owned());
                 }
             } else if text.eq_ignore_ascii_case("bearer") {
                 return Credential::MalformedBearer;
@@ -175,54 +184,100 @@ pub fn find_credential(headers: &HeaderMap) -> Credential {
         }
         (None, _) => {}
     }
-    let mut found: Option<String> = None;
-    for (name, value) in cookie_pairs(headers) {
-        if name != SESSION_COOKIE || value.is_empty() {
-            continue;
-        }
-        match &found {
-            Some(existing) if existing != value => return Credential::Ambiguous,
-            Some(_) => {}
-            None => found = Some(value.to_owned()),
+    let mut found: Vec<String> = Vec::new();
+    for value in headers.get_all(COOKIE) {
+        for pair in cookie_pairs(value.as_bytes()) {
+            let Some((name, value)) = pair.split_name_value() else {
+                continue;
+            };
+            if !is_session_cookie(name) || value.is_empty() {
+                continue;
+            }
+            // A JWT is ASCII; anything else cannot verify, and is kept as
+            // text only so the verifier can call it malformed.
+            let token = String::from_utf8_lossy(value).into_owned();
+            if !found.contains(&token) {
+                found.push(token);
+            }
         }
     }
-    match found {
-        Some(token) => Credential::Token(token, CredentialSource::SessionCookie),
-        None => Credential::None,
+    if found.is_empty() {
+        Credential::None
+    } else {
+        Credential::Cookies(found)
     }
 }
 
-fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.trim(), value.trim().trim_matches('"')))
-        })
+/// One `name=value` pair of a `Cookie` header, as the bytes the client sent
+/// with the surrounding whitespace removed.
+///
+/// The header is handled as bytes, never as text: browsers send cookie
+/// values as they were set, UTF-8 (`city=München`) included, and one such
+/// byte must neither hide the session cookie nor cost the app its other
+/// cookies. `;`, `=` and a JWT are ASCII, so splitting bytes is exact.
+#[derive(Debug, Clone, Copy)]
+struct CookiePair<'a>(&'a [u8]);
+
+impl<'a> CookiePair<'a> {
+    /// The name and the value (surrounding double quotes removed, RFC 6265
+    /// §4.1.1), or `None` for a pair without `=`.
+    fn split_name_value(self) -> Option<(&'a [u8], &'a [u8])> {
+        let at = self.0.iter().position(|&b| b == b'=')?;
+        let name = self.0[..at].trim_ascii();
+        let mut value = self.0[at + 1..].trim_ascii();
+        if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+            value = &value[1..value.len() - 1];
+        }
+        Some((name, value))
+    }
+
+    fn name(self) -> &'a [u8] {
+        self.split_name_value().map_or(self.0, |(name, _)| name)
+    }
 }
 
-/// Removes the credential (the `Authorization` header and the `__session`
-/// cookie), keeping every other cookie.
+/// The non-empty pairs of one `Cookie` header value (RFC 6265 §5.4: pairs
+/// separated by `; `; lenient about the space, as browsers and servers are).
+fn cookie_pairs(value: &[u8]) -> impl Iterator<Item = CookiePair<'_>> {
+    value
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+        .map(CookiePair)
+}
+
+/// Removes the credentials: the `Authorization` header and every session
+/// cookie (ours or another Clerk instance's: all are credentials). Every
+/// other cookie reaches the app byte for byte, in its order. A `Cookie`
+/// header without a session cookie is left exactly as it came; when one is
+/// rewritten, all pairs go into one header joined by `; `, which is also
+/// how HTTP/2's split cookie fields are joined for HTTP/1.1 (RFC 9113
+/// §8.2.3).
 pub fn strip_credentials(headers: &mut HeaderMap) {
     headers.remove(AUTHORIZATION);
-    let kept: Vec<String> = headers
+    let has_session = headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(name, _)| name).trim();
-            !pair.is_empty() && name != SESSION_COOKIE
-        })
-        .map(str::to_owned)
-        .collect();
+        .any(|value| cookie_pairs(value.as_bytes()).any(|pair| is_session_cookie(pair.name())));
+    let several = headers.get_all(COOKIE).iter().nth(1).is_some();
+    if !has_session && !several {
+        return;
+    }
+    let mut kept: Vec<u8> = Vec::new();
+    for value in headers.get_all(COOKIE) {
+        for pair in cookie_pairs(value.as_bytes()) {
+            if is_session_cookie(pair.name()) {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(pair.0);
+        }
+    }
     headers.remove(COOKIE);
     if !kept.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+        && let Ok(value) = HeaderValue::from_bytes(&kept)
     {
         headers.insert(COOKIE, value);
     }
@@ -314,7 +369,7 @@ mod tests {
         ] {
             assert_eq!(
                 find_credential(&headers(&[("authorization", value)])),
-                Credential::Token("abc.def.ghi".to_owned(), CredentialSource::Bearer)
+                Credential::Bearer("abc.def.ghi".to_owned())
             );
         }
     }
@@ -343,22 +398,53 @@ mod tests {
         );
         assert_eq!(
             find_credential(&headers(&[("cookie", "theme=dark; __session=tok")])),
-            Credential::Token("tok".to_owned(), CredentialSource::SessionCookie)
+            Credential::Cookies(vec!["tok".to_owned()])
         );
         assert_eq!(
             find_credential(&headers(&[
-                ("cookie", "__session=a"),
-                ("cookie", "__session=b")
+                ("cookie", "__session=a; __session_Xy1=a"),
+                ("cookie", "__session=b; __sessionx=c; __session_=d")
             ])),
-            Credential::Ambiguous
+            Credential::Cookies(vec!["a".to_owned(), "b".to_owned()])
         );
         assert_eq!(
             find_credential(&headers(&[
                 ("authorization", "Bearer hdr"),
                 ("cookie", "__session=old")
             ])),
-            Credential::Token("hdr".to_owned(), CredentialSource::Bearer)
+            Credential::Bearer("hdr".to_owned())
         );
+    }
+
+    fn raw_cookie(value: &[u8]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.append(
+            COOKIE,
+            HeaderValue::from_bytes(value).expect("obs-text is allowed"),
+        );
+        map
+    }
+
+    #[test]
+    fn non_ascii_cookies_neither_hide_the_session_nor_get_lost() {
+        let mut map = raw_cookie(b"city=M\xc3\xbcnchen; __session=tok; csrf=abc");
+        assert_eq!(
+            find_credential(&map),
+            Credential::Cookies(vec!["tok".to_owned()])
+        );
+        strip_credentials(&mut map);
+        assert_eq!(map[COOKIE].as_bytes(), b"city=M\xc3\xbcnchen; csrf=abc");
+        // Latin-1 bytes (not UTF-8 at all) pass through unchanged as well.
+        let mut latin1 = raw_cookie(b"name=Jos\xe9; __session_abc=t2");
+        strip_credentials(&mut latin1);
+        assert_eq!(latin1[COOKIE].as_bytes(), b"name=Jos\xe9");
+    }
+
+    #[test]
+    fn a_cookie_header_without_a_session_is_left_as_it_came() {
+        let mut map = raw_cookie(b"a=1;b=2;  c=\"x y\"");
+        strip_credentials(&mut map);
+        assert_eq!(map[COOKIE].as_bytes(), b"a=1;b=2;  c=\"x y\"");
     }
 
     #[test]

@@ -8,25 +8,33 @@
 //!                                                backoff)          ≥ min interval)
 //! ```
 //!
-//! Readers never wait on a fetch. A token with an unknown kid may wait for
-//! one refresh, so a rotated key works on its first request; but at most one
-//! fetch runs at a time and at most one per minimum interval is started for
-//! unknown kids, and unknown kids are remembered briefly, so a flood of
-//! random kids costs one fetch, not thousands.
+//! Readers never wait on a fetch they are not owed. A token with an unknown
+//! kid may wait for one refresh, so a rotated key works on its first
+//! request; but at most one fetch runs at a time and at most one per
+//! minimum interval is started for unknown kids, so a flood of random kids
+//! costs one fetch per interval, not thousands. An unknown kid that arrives
+//! inside the interval is answered at once (401) and a fetch is scheduled
+//! for the earliest allowed moment, so the next request with it succeeds.
+//!
+//! The negative cache remembers only kids that a *completed* fetch did not
+//! contain, and only until the next fetch is allowed: it saves scheduling a
+//! fetch for a kid that was just looked for, and can never delay a key by
+//! more than one minimum interval after its first request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rand::Rng;
+// Tokio's clock, so tests can run the refresh logic on paused time; it is
+// `std::time::Instant` underneath.
+use tokio::time::Instant;
 
 use crate::fetch::{FetchError, KeySource};
 use crate::jwks::{KeySet, VerifyingKey, parse_jwks};
 use crate::metrics as m;
 
-/// How long an unknown kid is answered without asking the JWKS again.
-const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Bounded so a kid flood cannot grow memory.
 const NEGATIVE_CACHE_SIZE: usize = 4096;
 /// First retry after a failed fetch; doubles up to the cap.
@@ -66,7 +74,10 @@ pub struct KeyStore {
     /// Completed fetch attempts; lets a waiter see that someone else fetched.
     attempts: AtomicU64,
     last_fetch_failed: AtomicBool,
+    /// Kid → when the fetch that did not contain it completed.
     unknown_kids: quick_cache::sync::Cache<String, Instant>,
+    /// A deferred unknown-kid fetch is waiting for its moment.
+    fetch_scheduled: AtomicBool,
     /// Stands in for the last success before the first one, so the age
     /// gauge grows (and alerts fire) when keys never loaded at all.
     started: Instant,
@@ -89,6 +100,7 @@ impl KeyStore {
             attempts: AtomicU64::new(0),
             last_fetch_failed: AtomicBool::new(false),
             unknown_kids: quick_cache::sync::Cache::new(NEGATIVE_CACHE_SIZE),
+            fetch_scheduled: AtomicBool::new(false),
             started: Instant::now(),
         }
     }
@@ -152,43 +164,69 @@ impl KeyStore {
     ///
     /// The JWKS is asked before the PEM key stands in: otherwise a key
     /// rotated into the JWKS would never be fetched while a PEM key is set.
-    pub async fn lookup(&self, kid: &str) -> KeyLookup {
+    pub async fn lookup(self: &Arc<Self>, kid: &str) -> KeyLookup {
         if let Some(key) = self.fetched_key(kid) {
             return KeyLookup::Found(key);
         }
-        let recently_unknown = self
+        if self.source.is_none() {
+            return self.lookup_now(kid);
+        }
+        let looked_for_recently = self
             .unknown_kids
             .get(kid)
-            .is_some_and(|seen| seen.elapsed() < NEGATIVE_CACHE_TTL);
-        if self.source.is_some() && !recently_unknown {
-            self.refresh(RefreshCause::UnknownKid).await;
-            if let Some(key) = self.fetched_key(kid) {
-                return KeyLookup::Found(key);
+            .is_some_and(|absent_at| absent_at.elapsed() < self.min_refresh_interval);
+        if looked_for_recently {
+            return self.lookup_now(kid);
+        }
+        match self.refresh(RefreshCause::UnknownKid).await {
+            Refreshed::Fetched(ok) => {
+                if let Some(key) = self.fetched_key(kid) {
+                    return KeyLookup::Found(key);
+                }
+                if ok {
+                    self.unknown_kids.insert(kid.to_owned(), Instant::now());
+                }
             }
-            if self.fresh(&self.current.load()) {
-                self.unknown_kids.insert(kid.to_owned(), Instant::now());
-            }
+            Refreshed::TooSoon(allowed_at) => self.schedule_refresh(allowed_at),
         }
         self.lookup_now(kid)
     }
 
+    /// Fetches at `at` (one deferred fetch at a time), for an unknown kid
+    /// that arrived inside the minimum interval.
+    fn schedule_refresh(self: &Arc<Self>, at: Instant) {
+        if self.fetch_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            store.fetch_scheduled.store(false, Ordering::Release);
+            store.refresh(RefreshCause::UnknownKid).await;
+        });
+    }
+
     /// Fetches and swaps in a new key set, one fetch at a time.
     ///
-    /// Returns whether the latest fetch (ours, or the one we waited for)
-    /// succeeded.
-    pub async fn refresh(&self, cause: RefreshCause) -> bool {
+    /// A scheduled refresh always fetches. An unknown-kid refresh joins a
+    /// fetch that completed while it queued, and is refused
+    /// ([`Refreshed::TooSoon`]) inside the minimum interval.
+    pub async fn refresh(&self, cause: RefreshCause) -> Refreshed {
         let Some(source) = &self.source else {
-            return false;
+            return Refreshed::Fetched(false);
         };
         let seen = self.attempts.load(Ordering::Acquire);
         let mut last_attempt = self.fetch_lock.lock().await;
         if cause == RefreshCause::UnknownKid {
             if self.attempts.load(Ordering::Acquire) != seen {
                 // Someone fetched while we queued: their result is ours.
-                return !self.last_fetch_failed();
+                return Refreshed::Fetched(!self.last_fetch_failed());
             }
-            if last_attempt.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
-                return !self.last_fetch_failed();
+            if let Some(at) = *last_attempt {
+                let allowed_at = at + self.min_refresh_interval;
+                if Instant::now() < allowed_at {
+                    return Refreshed::TooSoon(allowed_at);
+                }
             }
         }
         *last_attempt = Some(Instant::now());
@@ -210,7 +248,6 @@ impl KeyStore {
                     set,
                     fetched_at: Some(Instant::now()),
                 }));
-                self.unknown_kids.clear();
                 self.last_fetch_failed.store(false, Ordering::Release);
             }
             Err(err) => {
@@ -221,7 +258,12 @@ impl KeyStore {
             }
         }
         self.attempts.fetch_add(1, Ordering::AcqRel);
-        !self.last_fetch_failed()
+        Refreshed::Fetched(!self.last_fetch_failed())
+    }
+
+    /// Completed fetch attempts so far.
+    pub fn fetch_attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Acquire)
     }
 
     /// Keeps the key set fresh until the process stops.
@@ -232,7 +274,7 @@ impl KeyStore {
         let cap = MAX_BACKOFF.min(ttl);
         let mut backoff = FIRST_BACKOFF.min(cap);
         loop {
-            let ok = self.refresh(RefreshCause::Scheduled).await;
+            let ok = self.refresh(RefreshCause::Scheduled).await == Refreshed::Fetched(true);
             let delay = if ok {
                 backoff = FIRST_BACKOFF.min(cap);
                 jittered(ttl)
@@ -271,6 +313,15 @@ impl KeyStore {
     }
 }
 
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// A fetch ran (ours, or one we waited for); whether it succeeded.
+    Fetched(bool),
+    /// Inside the minimum interval: no fetch; the next one is allowed then.
+    TooSoon(Instant),
+}
+
 /// Why a refresh was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshCause {
@@ -294,112 +345,4 @@ fn jittered(ttl: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    fn jwks(kids: &[&str]) -> String {
-        let n = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
-        let keys: Vec<String> = kids
-            .iter()
-            .map(|kid| format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{n}","e":"AQAB"}}"#))
-            .collect();
-        format!(r#"{{"keys":[{}]}}"#, keys.join(","))
-    }
-
-    struct JwksFile(std::path::PathBuf);
-
-    impl JwksFile {
-        fn new(name: &str, body: &str) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("rw-keystore-{}-{name}.json", std::process::id()));
-            std::fs::write(&path, body).expect("write");
-            JwksFile(path)
-        }
-        fn store(&self, max_age: Duration, min_interval: Duration) -> KeyStore {
-            KeyStore::new(
-                Some(KeySource::File(self.0.clone())),
-                None,
-                max_age,
-                min_interval,
-            )
-        }
-        fn write(&self, body: &str) {
-            std::fs::write(&self.0, body).expect("write");
-        }
-    }
-
-    impl Drop for JwksFile {
-        fn drop(&mut self) {
-            std::fs::remove_file(&self.0).ok();
-        }
-    }
-
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    #[tokio::test]
-    async fn keys_are_unavailable_until_the_first_fetch() {
-        let file = JwksFile::new("first", &jwks(&["a"]));
-        let store = file.store(HOUR, Duration::ZERO);
-        assert!(matches!(store.lookup_now("a"), KeyLookup::Unavailable));
-        assert_eq!(store.unusable_reason(), Some("keys not loaded"));
-        assert!(store.refresh(RefreshCause::Scheduled).await);
-        assert!(matches!(store.lookup_now("a"), KeyLookup::Found(_)));
-        assert!(matches!(store.lookup_now("b"), KeyLookup::UnknownKid));
-    }
-
-    #[tokio::test]
-    async fn a_bad_document_leaves_the_current_keys_in_place() {
-        let file = JwksFile::new("bad", &jwks(&["a"]));
-        let store = file.store(HOUR, Duration::ZERO);
-        assert!(store.refresh(RefreshCause::Scheduled).await);
-        for bad in ["<html>", r#"{"keys":[]}"#, r#"{"keys":[{"kty":"EC"}]}"#] {
-            file.write(bad);
-            assert!(!store.refresh(RefreshCause::Scheduled).await, "{bad}");
-            assert!(store.last_fetch_failed());
-            assert!(
-                matches!(store.lookup_now("a"), KeyLookup::Found(_)),
-                "{bad}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn an_unknown_kid_refreshes_once_per_interval() {
-        let file = JwksFile::new("rotate", &jwks(&["a"]));
-        let store = file.store(HOUR, HOUR);
-        assert!(store.refresh(RefreshCause::Scheduled).await);
-        file.write(&jwks(&["a", "b"]));
-        // The scheduled fetch just ran, so the interval blocks an early one.
-        assert!(matches!(store.lookup("b").await, KeyLookup::UnknownKid));
-        let store = file.store(HOUR, Duration::ZERO);
-        assert!(store.refresh(RefreshCause::Scheduled).await);
-        file.write(&jwks(&["a", "b", "c"]));
-        assert!(matches!(store.lookup("c").await, KeyLookup::Found(_)));
-    }
-
-    #[tokio::test]
-    async fn unknown_kids_are_remembered_so_floods_do_not_fetch() {
-        let file = JwksFile::new("flood", &jwks(&["a"]));
-        let store = file.store(HOUR, Duration::ZERO);
-        assert!(store.refresh(RefreshCause::Scheduled).await);
-        assert!(matches!(store.lookup("zz").await, KeyLookup::UnknownKid));
-        let before = store.attempts.load(Ordering::Acquire);
-        file.write(&jwks(&["a", "zz"]));
-        assert!(matches!(store.lookup("zz").await, KeyLookup::UnknownKid));
-        assert_eq!(store.attempts.load(Ordering::Acquire), before);
-    }
-
-    #[tokio::test]
-    async fn keys_past_the_max_age_are_unavailable() {
-        let file = JwksFile::new("stale", &jwks(&["a"]));
-        let store = file.store(Duration::from_millis(30), Duration::ZERO);
-        assert!(store.refresh(RefreshCause::Scheduled).await);
-        assert!(store.usable());
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(!store.usable());
-        assert_eq!(store.unusable_reason(), Some("keys stale"));
-        assert!(matches!(store.lookup_now("a"), KeyLookup::Unavailable));
-    }
-}
+mod tests;

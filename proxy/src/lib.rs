@@ -45,6 +45,8 @@
 
 pub mod admin;
 pub mod claims;
+pub mod conn;
+pub mod cors;
 pub mod error;
 pub mod fetch;
 pub mod forward;

@@ -22,6 +22,8 @@ pub const JWKS_SKIPPED_KEYS: &str = "retainwise_proxy_jwks_skipped_keys_total";
 pub const TOKEN_CACHE_HITS: &str = "retainwise_proxy_token_cache_hits_total";
 pub const TOKEN_CACHE_MISSES: &str = "retainwise_proxy_token_cache_misses_total";
 pub const UPSTREAM_ERRORS: &str = "retainwise_proxy_upstream_errors_total";
+pub const CLIENT_TIMEOUTS: &str = "retainwise_proxy_client_timeouts_total";
+pub const CORS_PREFLIGHTS: &str = "retainwise_proxy_cors_preflights_total";
 pub const IN_FLIGHT: &str = "retainwise_proxy_in_flight_requests";
 pub const BUILD_INFO: &str = "retainwise_proxy_build_info";
 
@@ -93,6 +95,14 @@ fn describe() {
     describe_counter!(
         UPSTREAM_ERRORS,
         "Failed upstream exchanges by kind (connect, timeout, other)."
+    );
+    describe_counter!(
+        CLIENT_TIMEOUTS,
+        "Client connections and requests cut by a time limit, by kind (header_read, idle, body_idle, response_write)."
+    );
+    describe_counter!(
+        CORS_PREFLIGHTS,
+        "CORS preflight requests answered by the proxy, by result (allowed, refused)."
     );
     describe_gauge!(IN_FLIGHT, "Requests being handled on the data listener.");
     describe_gauge!(

@@ -1,7 +1,7 @@
 //! The request pipeline, in the order it runs:
 //!
-//! check target → strip hop-by-hop → strip client identity → authenticate →
-//! rewrite headers → forward → record.
+//! check target → answer CORS preflights → strip hop-by-hop → strip client
+//! identity → authenticate → rewrite headers → forward → apply CORS → record.
 //!
 //! Each step says why it sits where it does.
 
@@ -9,13 +9,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HOST, HeaderValue};
+use http::header::{CONNECTION, HOST, HeaderValue};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
+use crate::conn::{ConnState, GuardedBody};
+use crate::cors::{self, CorsPolicy};
 use crate::error::{Body, ProxyError};
-use crate::forward::Upstream;
+use crate::forward::{RequestBody, Upstream};
 use crate::headers::{self, Credential, REQUEST_ID, USER_ID};
 use crate::keystore::RETRY_AFTER;
 use crate::metrics as m;
@@ -29,8 +31,15 @@ pub struct Pipeline {
     pub upstream: Upstream,
     pub public_paths: PublicPaths,
     pub forward_credentials: bool,
+    pub cors: Option<CorsPolicy>,
+    /// `PROXY_BODY_IDLE_TIMEOUT`, for request bodies on their way to the app.
+    pub body_idle_timeout: std::time::Duration,
     pub metrics: Arc<m::HotMetrics>,
 }
+
+/// The response type of the data listener: every body ends its request's
+/// time in flight on the connection when hyper drops it.
+pub type ConnResponse = Response<GuardedBody<Body>>;
 
 /// How authentication ended, for the log line and the metric.
 #[derive(Debug)]
@@ -43,9 +52,25 @@ enum Decision {
     Allowed(String),
     Rejected(&'static str),
     Unavailable,
+    /// A CORS preflight, answered by the proxy.
+    Preflight(bool),
 }
 
 impl Pipeline {
+    /// Handles one request on a client connection, marking it in flight on
+    /// the connection until its response has been written.
+    pub async fn serve(
+        &self,
+        conn: &Arc<ConnState>,
+        peer: SocketAddr,
+        request: Request<Incoming>,
+    ) -> ConnResponse {
+        let guard = conn.request_started();
+        self.handle(peer, request)
+            .await
+            .map(|body| GuardedBody::new(body, guard))
+    }
+
     /// Handles one request; never fails, every error becomes a response.
     pub async fn handle(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
@@ -53,6 +78,14 @@ impl Pipeline {
         let method = request.method().clone();
         // Logged without the query: query strings carry tokens in some clients.
         let path = request.uri().path().to_owned();
+        let cors_origin = self
+            .cors
+            .as_ref()
+            .and_then(|policy| policy.allowed_origin(request.headers()));
+        // An answer the proxy gives before reading an HTTP/1 body says it
+        // will close: the client then stops sending instead of finding out
+        // from the closed socket (RFC 9112 §9.6).
+        let has_body = request.version() < Version::HTTP_2 && !request.body().is_end_stream();
         self.metrics.in_flight.increment(1.0);
 
         let mut decision = Decision::None;
@@ -62,12 +95,21 @@ impl Pipeline {
                 if matches!(decision, Decision::None) {
                     decision = Decision::Failed(err.reason());
                 }
-                err.into_response()
+                let mut response = err.into_response();
+                if has_body {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                response
             }
         };
         response
             .headers_mut()
             .insert(REQUEST_ID, request_id.clone());
+        if self.cors.is_some() {
+            cors::apply(response.headers_mut(), cors_origin);
+        }
 
         self.metrics.in_flight.decrement(1.0);
         self.record(&request_id, &method, &path, &response, &decision, started);
@@ -85,6 +127,24 @@ impl Pipeline {
         //    sound question when proxy and app read the path the same way.
         check_target(request.method(), request.version(), request.uri())
             .map_err(ProxyError::BadTarget)?;
+
+        // 1b. CORS preflights carry no credentials by design, so they are
+        //     answered here, before authentication, and never forwarded.
+        if let Some(policy) = &self.cors
+            && cors::is_preflight(request.method(), request.headers())
+        {
+            let origin = request.headers().get(http::header::ORIGIN).cloned();
+            return match origin.filter(|origin| policy.allows(origin)) {
+                Some(origin) => {
+                    *decision = Decision::Preflight(true);
+                    Ok(cors::preflight_response(origin))
+                }
+                None => {
+                    *decision = Decision::Preflight(false);
+                    Err(ProxyError::CorsRefused)
+                }
+            };
+        }
 
         // 2. Hop-by-hop headers belong to the client's connection; removing
         //    them before anything else reads headers means a header named in
@@ -138,28 +198,69 @@ impl Pipeline {
         }
 
         // 6. Forward, and clean the way back.
+        let idle = self.body_idle_timeout;
+        let request = request.map(|body| RequestBody::new(body, idle));
         let mut response = self.upstream.send(request).await?;
         headers::strip_hop_by_hop(response.headers_mut());
         Ok(response.map(|body: Incoming| body.boxed()))
     }
 
     async fn authenticate(&self, headers: &http::HeaderMap) -> Result<String, ProxyError> {
-        let token = match headers::find_credential(headers) {
-            Credential::Token(token, _) => token,
-            Credential::None => return Err(ProxyError::MissingToken),
-            Credential::Ambiguous => return Err(ProxyError::AmbiguousCredentials),
-            Credential::MalformedBearer => {
-                return Err(ProxyError::InvalidToken(
-                    crate::verify::Rejection::Malformed,
-                ));
-            }
-        };
-        match self.verifier.verify(&token).await {
+        match headers::find_credential(headers) {
+            Credential::Bearer(token) => self.verify(&token).await,
+            Credential::Cookies(candidates) => self.authenticate_cookies(&candidates).await,
+            Credential::None => Err(ProxyError::MissingToken),
+            Credential::Ambiguous => Err(ProxyError::AmbiguousCredentials),
+            Credential::MalformedBearer => Err(ProxyError::InvalidToken(
+                crate::verify::Rejection::Malformed,
+            )),
+        }
+    }
+
+    async fn verify(&self, token: &str) -> Result<String, ProxyError> {
+        match self.verifier.verify(token).await {
             Ok(identity) => Ok(identity.user_id),
             Err(VerifyError::Invalid(rejection)) => Err(ProxyError::InvalidToken(rejection)),
             Err(VerifyError::KeysUnavailable) => Err(ProxyError::KeysUnavailable {
                 retry_after: RETRY_AFTER,
             }),
+        }
+    }
+
+    /// Chooses among session cookies as Clerk's SDK does: cookies of another
+    /// instance (another `iss`) are passed over unverified and cost no
+    /// fetch; ours are verified one by one, and an expired or otherwise
+    /// invalid one is ignored when another is valid. Two valid tokens for
+    /// different users are refused (400): which one the browser meant
+    /// cannot be known. Every accepted token passed full verification.
+    async fn authenticate_cookies(&self, candidates: &[String]) -> Result<String, ProxyError> {
+        let mut user: Option<String> = None;
+        let mut first_error: Option<ProxyError> = None;
+        for token in candidates {
+            if self.verifier.names_other_issuer(token) {
+                continue;
+            }
+            match self.verify(token).await {
+                Ok(subject) => match &user {
+                    Some(existing) if *existing != subject => {
+                        return Err(ProxyError::AmbiguousCredentials);
+                    }
+                    Some(_) => {}
+                    None => user = Some(subject),
+                },
+                Err(err) => {
+                    // An outage outranks a bad token: the 503 says "retry".
+                    let outage = matches!(err, ProxyError::KeysUnavailable { .. });
+                    if first_error.is_none() || outage {
+                        first_error = Some(err);
+                    }
+                }
+            }
+        }
+        match (user, first_error) {
+            (Some(user), _) => Ok(user),
+            (None, Some(err)) => Err(err),
+            (None, None) => Err(ProxyError::MissingToken),
         }
     }
 }
@@ -187,7 +288,13 @@ impl Pipeline {
             Decision::Allowed(_) => ("allowed", "valid_token"),
             Decision::Rejected(reason) => ("rejected", *reason),
             Decision::Unavailable => ("unavailable", "keys_unavailable"),
+            Decision::Preflight(true) => ("", "cors_preflight"),
+            Decision::Preflight(false) => ("", "cors_origin_not_allowed"),
         };
+        if let Decision::Preflight(allowed) = decision {
+            let result = if *allowed { "allowed" } else { "refused" };
+            metrics::counter!(m::CORS_PREFLIGHTS, "result" => result).increment(1);
+        }
         match decision {
             Decision::Allowed(_) => self.metrics.allowed.increment(1),
             Decision::Public => self.metrics.public.increment(1),

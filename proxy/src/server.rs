@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use retainwise_linger::{Linger, LingeringStream};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::admin::{self, Admin};
+use crate::conn::{ClientTimeouts, ConnState, TimedIo, supervise};
 use crate::fetch::KeySource;
 use crate::forward::Upstream;
 use crate::jwks::VerifyingKey;
@@ -103,6 +104,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         upstream: upstream.clone(),
         public_paths: settings.public_paths.clone(),
         forward_credentials: settings.forward_credentials,
+        cors: settings.cors.clone(),
+        body_idle_timeout: settings.body_idle_timeout,
         metrics: hot_metrics,
     });
 
@@ -159,14 +162,24 @@ async fn serve_data(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        // Off: hyper's timer would also run while a keep-alive connection
+        // is idle (since hyper 1.6). The head and idle bounds are kept
+        // apart in `conn::supervise`.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let graceful = GracefulShutdown::new();
+    let limits = ClientTimeouts {
+        header_read: settings.header_read_timeout,
+        idle: settings.idle_timeout,
+        body_idle: settings.body_idle_timeout,
+    };
+    // Every connection task holds a clone; `recv` returns `None` once all
+    // of them have ended, which is what the drain waits for.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -181,25 +194,34 @@ async fn serve_data(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let state = ConnState::new();
+                let io = TimedIo::new(
+                    LingeringStream::new(stream, Linger::CLIENT_FACING),
+                    Arc::clone(&state),
+                    limits.body_idle,
+                );
                 let pipeline = Arc::clone(&pipeline);
+                let conn_state = Arc::clone(&state);
                 let service = service_fn(move |request| {
                     let pipeline = Arc::clone(&pipeline);
-                    async move { Ok::<_, Infallible>(pipeline.handle(peer, request).await) }
+                    let conn_state = Arc::clone(&conn_state);
+                    async move { Ok::<_, Infallible>(pipeline.serve(&conn_state, peer, request).await) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let connection = builder.serve_connection(io, service).into_owned();
+                let stop = stop.clone();
+                let alive = alive.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    }
+                    supervise(connection, auto::Connection::graceful_shutdown, state, limits, stop).await;
+                    drop(alive);
                 });
             }
             _ = stop.changed() => break,
         }
     }
     drop(listener);
+    drop(alive);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = all_closed.recv() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(settings.drain_timeout) => {
             tracing::warn!(drain_timeout_secs = settings.drain_timeout.as_secs(), "drain time over; closing remaining connections");
         }

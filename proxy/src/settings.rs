@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 
+use crate::cors::CorsPolicy;
 use crate::path::PublicPaths;
 
 /// Where the load balancer sends traffic.
@@ -39,8 +40,24 @@ pub const DEFAULT_CLOCK_LEEWAY_SECS: u64 = 5;
 pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 60;
 /// The upstream is on loopback: a connect that takes seconds means it is gone.
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 5;
-/// Slow-loris protection: a client gets this long to send its request head.
+/// Slow-loris protection: a client gets this long to send its request head,
+/// counted from accept for a new connection and from the first byte of the
+/// head for a later one.
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Idle keep-alive time between requests. It must exceed the load
+/// balancer's idle timeout (65 s in `infra/alb.tf`; 60 s is AWS's default)
+/// so the load balancer, not the proxy, closes idle connections: a target
+/// that closes first races the load balancer's next request, which then
+/// gets a 502 the proxy never sees (AWS: "Connection idle timeout").
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+/// A request body that sends no byte for this long gets 408, and a client
+/// that reads no byte of its response for this long is disconnected. Below
+/// the load balancer's idle timeout, so the proxy answers before the load
+/// balancer gives up on the connection.
+pub const DEFAULT_BODY_IDLE_TIMEOUT_SECS: u64 = 30;
+/// AWS's default idle timeout for an Application Load Balancer: an idle
+/// timeout at or below it is reported at startup.
+const ALB_DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// Below ECS's 30 s stop timeout so in-flight requests finish before SIGKILL.
 pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 20;
 /// Session tokens live about a minute; this many covers a busy task's users
@@ -87,6 +104,9 @@ const KEYS: &[(&str, &[&str])] = &[
         &["PROXY_UPSTREAM_CONNECT_TIMEOUT"],
     ),
     ("header_read_timeout", &["PROXY_HEADER_READ_TIMEOUT"]),
+    ("idle_timeout", &["PROXY_IDLE_TIMEOUT"]),
+    ("body_idle_timeout", &["PROXY_BODY_IDLE_TIMEOUT"]),
+    ("cors_allowed_origins", &["PROXY_CORS_ALLOWED_ORIGINS"]),
     ("drain_timeout", &["PROXY_DRAIN_TIMEOUT"]),
     ("token_cache_size", &["PROXY_TOKEN_CACHE_SIZE"]),
     ("forward_credentials", &["PROXY_FORWARD_CREDENTIALS"]),
@@ -127,6 +147,10 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     pub upstream_connect_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    /// Origins allowed to call cross-origin; `None`: no CORS headers at all.
+    pub cors: Option<CorsPolicy>,
     pub drain_timeout: Duration,
     pub token_cache_size: usize,
     pub forward_credentials: bool,
@@ -182,6 +206,17 @@ impl Settings {
                          (Clerk calls this check essential against CSRF)"
                     .to_owned(),
             );
+        }
+        if reader.errors.is_empty()
+            && let Some(settings) = &settings
+            && settings.idle_timeout.as_secs() <= ALB_DEFAULT_IDLE_TIMEOUT_SECS
+        {
+            warnings.0.push(format!(
+                "PROXY_IDLE_TIMEOUT is {} s: it must be longer than the load balancer's idle \
+                 timeout (60 s by default on AWS), or the load balancer answers 502 when it \
+                 reuses a connection the proxy is closing",
+                settings.idle_timeout.as_secs()
+            ));
         }
         match settings {
             Some(settings) if reader.errors.is_empty() => Ok((settings, warnings)),
@@ -369,6 +404,10 @@ impl Reader {
             DEFAULT_HEADER_READ_TIMEOUT_SECS,
             false,
         );
+        let idle_timeout = self.seconds("idle_timeout", DEFAULT_IDLE_TIMEOUT_SECS, false);
+        let body_idle_timeout =
+            self.seconds("body_idle_timeout", DEFAULT_BODY_IDLE_TIMEOUT_SECS, false);
+        let cors = self.cors();
         let drain_timeout = self.seconds("drain_timeout", DEFAULT_DRAIN_TIMEOUT_SECS, true);
         let token_cache_size: Option<usize> = self.parsed(
             "token_cache_size",
@@ -403,6 +442,9 @@ impl Reader {
             upstream_timeout: upstream_timeout?,
             upstream_connect_timeout: upstream_connect_timeout?,
             header_read_timeout: header_read_timeout?,
+            idle_timeout: idle_timeout?,
+            body_idle_timeout: body_idle_timeout?,
+            cors: cors?,
             drain_timeout: drain_timeout?,
             token_cache_size: token_cache_size?,
             forward_credentials: forward_credentials?,
@@ -433,6 +475,19 @@ impl Reader {
             return None;
         }
         Some(uri)
+    }
+
+    fn cors(&mut self) -> Option<Option<CorsPolicy>> {
+        let Some(entries) = self.list("cors_allowed_origins") else {
+            return Some(None);
+        };
+        match CorsPolicy::parse(&entries) {
+            Ok(policy) => Some(Some(policy)),
+            Err(err) => {
+                self.fail("cors_allowed_origins", err);
+                None
+            }
+        }
     }
 
     fn public_paths(&mut self) -> Option<PublicPaths> {

@@ -128,6 +128,30 @@ impl Verifier {
         &self.keys
     }
 
+    /// Whether the token's *unverified* payload names another issuer: a
+    /// session cookie of another Clerk instance on the same parent domain.
+    ///
+    /// Used only to pass over such cookies without verifying them (and so
+    /// without fetching the JWKS for their unknown kid), as Clerk's SDK
+    /// does; never to accept anything. A token that cannot be read is not
+    /// "foreign": it is verified, and refused as malformed.
+    pub fn names_other_issuer(&self, token: &str) -> bool {
+        let mut parts = token.split('.');
+        let (Some(_), Some(payload)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        if payload.len() > MAX_TOKEN_BYTES {
+            return false;
+        }
+        match decode_object(payload) {
+            Ok(claims) => claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .is_some_and(|iss| iss != self.rules.issuer),
+            Err(_) => false,
+        }
+    }
+
     pub async fn verify(&self, token: &str) -> Result<Identity, VerifyError> {
         let started = Instant::now();
         let result = self.verify_at(token, unix_now()).await;

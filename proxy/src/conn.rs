@@ -1,0 +1,395 @@
+//! One client connection's lifetime: every state has a bound.
+//!
+//! | state | bound | on expiry |
+//! |---|---|---|
+//! | new connection, no complete request head yet | `PROXY_HEADER_READ_TIMEOUT` from accept | closed |
+//! | later request head arriving | `PROXY_HEADER_READ_TIMEOUT` from its first byte | closed |
+//! | idle between requests (HTTP/1.1 keep-alive, or HTTP/2 with no stream open) | `PROXY_IDLE_TIMEOUT` | closed (HTTP/2: GOAWAY first) |
+//! | request body arriving | `PROXY_BODY_IDLE_TIMEOUT` without a byte | 408 (see [`crate::forward`]) |
+//! | response being written to a client that stopped reading | `PROXY_BODY_IDLE_TIMEOUT` without progress | closed |
+//! | waiting for the app's response head | `PROXY_UPSTREAM_TIMEOUT`, from the end of the request body | 504 |
+//!
+//! hyper's own HTTP/1 `header_read_timeout` is not used: since hyper 1.6 it
+//! also runs while a keep-alive connection is idle, which turns it into an
+//! idle timeout of 10 s. An AWS load balancer keeps idle connections to its
+//! targets for its `idle_timeout` (65 s here) and reuses them; a target that
+//! closes first loses the race and the load balancer answers 502 without
+//! the proxy ever seeing a request. AWS's guidance: the target's keep-alive
+//! timeout must be longer than the load balancer's idle timeout
+//! (Application Load Balancers guide, "Connection idle timeout").
+//!
+//! So the connection is supervised here instead: [`TimedIo`] notes when the
+//! bytes of a new request head start to arrive and bounds stalled writes;
+//! [`ConnState`] counts requests in flight (the service marks their start,
+//! the response body its end); [`supervise`] sleeps until the state's next
+//! deadline and closes the connection when one passes.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::rt::TokioIo;
+use retainwise_linger::LingeringStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::{Instant, Sleep};
+
+use crate::metrics as m;
+
+/// How long a connection told to shut down (idle expiry, drain) gets to
+/// close by itself before it is dropped: enough for an HTTP/2 GOAWAY to go
+/// out and be read.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Marks "no time recorded" in the millisecond fields.
+const NONE: u64 = u64::MAX;
+
+/// The client-side time limits, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTimeouts {
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub body_idle: Duration,
+}
+
+/// What the connection's parts tell the supervisor.
+#[derive(Debug)]
+pub struct ConnState {
+    origin: Instant,
+    /// Requests whose response has not been written completely yet.
+    active: AtomicUsize,
+    /// Requests started on this connection so far.
+    served: AtomicU64,
+    /// Milliseconds since `origin` when the connection last became idle.
+    idle_since: AtomicU64,
+    /// Milliseconds since `origin` when the first byte of the next request
+    /// head arrived; `NONE` while none has.
+    head_started: AtomicU64,
+    /// The client opened with the HTTP/2 preface: idleness is "no stream
+    /// open", and heads are framed by HTTP/2 itself.
+    h2: AtomicBool,
+    changed: Notify,
+}
+
+impl ConnState {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ConnState {
+            origin: Instant::now(),
+            active: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+            head_started: AtomicU64::new(NONE),
+            h2: AtomicBool::new(false),
+            changed: Notify::new(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.origin + Duration::from_millis(ms)
+    }
+
+    /// A request head was read and handed to the service.
+    pub fn request_started(self: &Arc<Self>) -> RequestGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.served.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(NONE, Ordering::Release);
+        self.changed.notify_one();
+        RequestGuard(Arc::clone(self))
+    }
+
+    fn request_finished(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle_since.store(self.now_ms(), Ordering::Release);
+            self.head_started.store(NONE, Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Bytes arrived from the client.
+    fn bytes_read(&self, first: &[u8]) {
+        if self.served.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == NONE
+            && first.starts_with(b"PRI * HTTP/2.0")
+        {
+            self.h2.store(true, Ordering::Release);
+        }
+        if self.active.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == NONE
+        {
+            self.head_started.store(self.now_ms(), Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The next deadline and what it bounds; `None` while a request is in
+    /// flight (its own timeouts bound it).
+    fn deadline(&self, limits: &ClientTimeouts) -> Option<(Instant, Expiry)> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let idle_since = self.idle_since.load(Ordering::Acquire);
+        if self.h2.load(Ordering::Acquire) {
+            return Some((self.at(idle_since) + limits.idle, Expiry::Idle));
+        }
+        let head_started = self.head_started.load(Ordering::Acquire);
+        if head_started != NONE {
+            return Some((
+                self.at(head_started) + limits.header_read,
+                Expiry::HeaderRead,
+            ));
+        }
+        if self.served.load(Ordering::Acquire) == 0 {
+            // A new connection owes us a request head from the moment it
+            // was accepted, not from its first byte.
+            return Some((self.origin + limits.header_read, Expiry::HeaderRead));
+        }
+        Some((self.at(idle_since) + limits.idle, Expiry::Idle))
+    }
+}
+
+/// Which bound passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    HeaderRead,
+    Idle,
+}
+
+impl Expiry {
+    fn kind(self) -> &'static str {
+        match self {
+            Expiry::HeaderRead => "header_read",
+            Expiry::Idle => "idle",
+        }
+    }
+}
+
+/// Held while a request is in flight; dropped with its response body,
+/// which hyper drops once the body is written (or the connection is gone).
+#[derive(Debug)]
+pub struct RequestGuard(Arc<ConnState>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// A response body that ends the request's time in flight when dropped.
+#[derive(Debug)]
+pub struct GuardedBody<B> {
+    inner: B,
+    _guard: RequestGuard,
+}
+
+impl<B> GuardedBody<B> {
+    pub fn new(inner: B, guard: RequestGuard) -> Self {
+        GuardedBody {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for GuardedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client socket as hyper sees it: reads tell [`ConnState`] when a new
+/// request head starts; a write that makes no progress for the body idle
+/// time fails, so a client that stopped reading cannot hold the
+/// connection (and the app's response) forever.
+#[derive(Debug)]
+pub struct TimedIo {
+    inner: TokioIo<LingeringStream>,
+    state: Arc<ConnState>,
+    write_stall: Duration,
+    /// Armed while a write is pending.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl TimedIo {
+    pub fn new(stream: LingeringStream, state: Arc<ConnState>, write_stall: Duration) -> Self {
+        TimedIo {
+            inner: TokioIo::new(stream),
+            state,
+            write_stall,
+            stalled: None,
+        }
+    }
+
+    /// Turns a pending write into an error once it has been pending for
+    /// the stall time.
+    fn check_stall<T>(&mut self, cx: &mut Context<'_>, result: Poll<T>) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Ready(value) => {
+                self.stalled = None;
+                Poll::Ready(Ok(value))
+            }
+            Poll::Pending => {
+                let limit = self.write_stall;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => "response_write").increment(1);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client read nothing of the response for the body idle time",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Read for TimedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // hyper's cursor only says how much was filled through a copy of
+        // it, so read into a small stack buffer and copy: the first bytes
+        // are all the state needs, and hyper reads in chunks anyway.
+        let mut scratch = [0u8; 8 * 1024];
+        let want = buf.remaining().min(scratch.len());
+        let mut read_buf = tokio::io::ReadBuf::new(&mut scratch[..want]);
+        let this = &mut *self;
+        ready!(tokio::io::AsyncRead::poll_read(
+            Pin::new(this.inner.inner_mut()),
+            cx,
+            &mut read_buf
+        ))?;
+        let filled = read_buf.filled();
+        if !filled.is_empty() {
+            this.state.bytes_read(filled);
+        }
+        buf.put_slice(filled);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Write for TimedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        match result {
+            Poll::Ready(Ok(n)) => self.check_stall(cx, Poll::Ready(n)),
+            Poll::Ready(Err(err)) => {
+                self.stalled = None;
+                Poll::Ready(Err(err))
+            }
+            Poll::Pending => self.check_stall(cx, Poll::Pending),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        match result {
+            Poll::Ready(Ok(n)) => self.check_stall(cx, Poll::Ready(n)),
+            Poll::Ready(Err(err)) => {
+                self.stalled = None;
+                Poll::Ready(Err(err))
+            }
+            Poll::Pending => self.check_stall(cx, Poll::Pending),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Drives `connection` until it ends, a bound in `state` passes, or
+/// `stop` turns true (the process is draining). `shut_down` asks the
+/// connection to close politely (hyper's `graceful_shutdown`: HTTP/1 closes
+/// once idle, HTTP/2 sends GOAWAY).
+pub async fn supervise<C: Future>(
+    connection: C,
+    shut_down: fn(Pin<&mut C>),
+    state: Arc<ConnState>,
+    limits: ClientTimeouts,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = *stop.borrow();
+    if stopping {
+        shut_down(connection.as_mut());
+    }
+    loop {
+        let changed = state.changed.notified();
+        let deadline = state.deadline(&limits);
+        let sleep_until = deadline.map_or_else(far_future, |(at, _)| at);
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = changed => {}
+            result = stop.changed(), if !stopping => {
+                stopping = true;
+                if result.is_ok() {
+                    shut_down(connection.as_mut());
+                }
+            }
+            () = tokio::time::sleep_until(sleep_until) => {
+                // Re-read: a request may have started while we slept.
+                let Some((at, expiry)) = state.deadline(&limits) else { continue };
+                if Instant::now() < at {
+                    continue;
+                }
+                metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => expiry.kind()).increment(1);
+                if expiry == Expiry::Idle {
+                    // Idle: nothing is lost by closing politely (HTTP/2
+                    // sends GOAWAY); a stuck close is dropped after the grace.
+                    shut_down(connection.as_mut());
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await;
+                }
+                tracing::debug!(kind = expiry.kind(), "closing the connection");
+                return;
+            }
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

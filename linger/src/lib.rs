@@ -49,11 +49,18 @@ pub struct Linger {
 }
 
 impl Linger {
-    /// For a server facing untrusted clients: 1 MiB or 1 s, enough for the
-    /// bytes already in flight when the answer left (a few socket buffers),
-    /// far too little to be a way of making the server read an upload.
+    /// For a server facing untrusted clients: 1 s, and 16 MiB at most.
+    ///
+    /// Time is the real bound, as in nginx (`lingering_time`) and Apache
+    /// (a few seconds, no byte limit): common clients (hyper's, so reqwest;
+    /// many upload libraries) write the whole body before they look for an
+    /// answer, so a drain that stops while they are still writing resets
+    /// them before they read it. Measured with 4 MiB uploads refused with
+    /// 401 through the proxy: a 1 MiB bound reset 30 of 200 clients, this
+    /// one none. The byte cap keeps a fast link from costing more than a
+    /// discarded read of 16 MiB per refused connection.
     pub const CLIENT_FACING: Linger = Linger {
-        max_bytes: 1024 * 1024,
+        max_bytes: 16 * 1024 * 1024,
         max_time: Duration::from_secs(1),
     };
 }

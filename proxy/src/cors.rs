@@ -117,11 +117,9 @@ pub fn preflight_response(origin: HeaderValue) -> Response<Body> {
     response
 }
 
-/// Applies the policy to a response on its way out: the app's own
-/// `Access-Control-*` headers go (the proxy owns CORS), `Vary: Origin` is
-/// added (the answer depends on it, for every cache between), and an
-/// allowed origin gets the headers that let the browser read the answer.
-pub fn apply(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+/// Removes the app's own `Access-Control-*` headers: with a policy set,
+/// the proxy owns CORS, and an app's `*` must not reach another origin.
+pub fn strip_upstream(headers: &mut HeaderMap) {
     let foreign: Vec<_> = headers
         .keys()
         .filter(|name| name.as_str().starts_with("access-control-"))
@@ -130,6 +128,12 @@ pub fn apply(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
     for name in foreign {
         headers.remove(name);
     }
+}
+
+/// Applies the policy to a response on its way out: `Vary: Origin` is
+/// added (the answer depends on it, for every cache between), and an
+/// allowed origin gets the headers that let the browser read the answer.
+pub fn apply(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
     let varies = headers
         .get_all(VARY)
         .iter()
@@ -201,6 +205,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        strip_upstream(&mut headers);
         apply(
             &mut headers,
             Some(HeaderValue::from_static("https://app.example.com")),
@@ -213,6 +218,7 @@ mod tests {
         assert_eq!(vary, ["Accept-Encoding", "Origin"]);
         let mut none = HeaderMap::new();
         none.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        strip_upstream(&mut none);
         apply(&mut none, None);
         assert!(none.get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     }

@@ -202,6 +202,9 @@ impl Pipeline {
         let request = request.map(|body| RequestBody::new(body, idle));
         let mut response = self.upstream.send(request).await?;
         headers::strip_hop_by_hop(response.headers_mut());
+        if self.cors.is_some() {
+            cors::strip_upstream(response.headers_mut());
+        }
         Ok(response.map(|body: Incoming| body.boxed()))
     }
 

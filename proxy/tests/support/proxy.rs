@@ -247,6 +247,19 @@ impl Proxy {
         reply.text()
     }
 
+    /// The value of one sample on `/metrics`, named with its labels as
+    /// the exposition writes them (`name{kind="idle"}`); 0 when absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                (name == sample).then(|| value.parse().unwrap_or(f64::NAN))
+            })
+            .unwrap_or(0.0)
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) {
         eventually("the proxy is ready (/readyz 200)", async || {

@@ -31,7 +31,10 @@ pub struct Seen {
     pub target: String,
     pub version: http::Version,
     /// Every header line, names lower-cased, in order, duplicates kept.
+    /// Values are read as UTF-8 with replacement; see `raw_headers`.
     pub headers: Vec<(String, String)>,
+    /// The same lines with their values exactly as received.
+    pub raw_headers: Vec<(String, Vec<u8>)>,
     pub body_len: usize,
     pub body_sha256: String,
 }
@@ -74,6 +77,15 @@ impl Seen {
     /// All `Cookie` header values joined with "; ".
     pub fn cookies(&self) -> String {
         self.all("cookie").join("; ")
+    }
+
+    /// Every value of this (lower-case) header, byte for byte.
+    pub fn raw(&self, name: &str) -> Vec<Vec<u8>> {
+        self.raw_headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -234,6 +246,11 @@ async fn answer(
             )
         })
         .collect();
+    let raw_headers = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
     let target = parts
         .uri
         .path_and_query()
@@ -244,6 +261,7 @@ async fn answer(
         target,
         version: parts.version,
         headers,
+        raw_headers,
         body_len,
         body_sha256: super::hex(digest.finish().as_ref()),
     });

@@ -1,0 +1,274 @@
+//! Every state of a client connection has a bound, and the idle bound is
+//! not the head bound (issue: an ALB reusing a connection the proxy had
+//! closed after 10 s of keep-alive answered 502).
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const GET: &[u8] = b"GET /api/health HTTP/1.1\r\nhost: proxy\r\n\r\n";
+
+/// Reads one complete response from an open connection (at most 5 s).
+async fn read_response(stream: &mut TcpStream) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let read = async {
+        loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buffer.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(
+                n > 0,
+                "closed mid-response: {:?}",
+                String::from_utf8_lossy(&buffer)
+            );
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("a response within 5 s");
+    buffer
+}
+
+/// Waits until the proxy closes `stream` (EOF or reset), at most `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut chunk = [0u8; 1024];
+    let wait = async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.is_ok()
+}
+
+/// Whether the connection is still open: a request on it gets an answer.
+async fn still_serves(stream: &mut TcpStream) -> bool {
+    if stream.write_all(GET).await.is_err() {
+        return false;
+    }
+    let mut chunk = [0u8; 4096];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await,
+        Ok(Ok(n)) if n > 0 && chunk.starts_with(b"HTTP/1.1 200")
+    )
+}
+
+async fn proxy_with(vars: &[(&str, &str)]) -> (JwksServer, Upstream, Proxy) {
+    let jwks = start_jwks(&[key_a()]).await;
+    let upstream = start_upstream().await;
+    let mut settings = settings(&jwks, &upstream);
+    for (name, value) in vars {
+        settings = settings.with(name, *value);
+    }
+    let proxy = start_proxy(settings).await;
+    (jwks, upstream, proxy)
+}
+
+/// The field report, as it was measured: default settings, a second request
+/// after 10.5 s of keep-alive. Before the fix the socket was already closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keep_alive_connection_idle_past_the_head_timeout_still_serves() {
+    let (_jwks, upstream, proxy) = proxy_with(&[]).await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    stream.write_all(GET).await.expect("write");
+    assert!(
+        read_response(&mut stream)
+            .await
+            .starts_with(b"HTTP/1.1 200")
+    );
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    assert!(still_serves(&mut stream).await, "closed after 10.5 s idle");
+    assert_eq!(upstream.count(), 2);
+}
+
+/// The same kind with short settings: idle longer than the head timeout
+/// but shorter than the idle timeout keeps the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_time_is_bounded_by_the_idle_timeout_not_the_head_timeout() {
+    let (_jwks, _upstream, proxy) = proxy_with(&[
+        ("PROXY_HEADER_READ_TIMEOUT", "1"),
+        ("PROXY_IDLE_TIMEOUT", "3"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    stream.write_all(GET).await.expect("write");
+    read_response(&mut stream).await;
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    assert!(
+        still_serves(&mut stream).await,
+        "closed by the head timeout while idle"
+    );
+    // Now left idle: the idle timeout closes it, and says so in a metric.
+    assert!(closed_within(&mut stream, Duration::from_secs(10)).await);
+    eventually("the idle close is counted", async || {
+        proxy
+            .metric(r#"retainwise_proxy_client_timeouts_total{kind="idle"}"#)
+            .await
+            >= 1.0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_connection_that_sends_nothing_is_closed_by_the_head_timeout() {
+    let (_jwks, _upstream, proxy) = proxy_with(&[
+        ("PROXY_HEADER_READ_TIMEOUT", "1"),
+        ("PROXY_IDLE_TIMEOUT", "30"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    assert!(closed_within(&mut stream, Duration::from_secs(10)).await);
+    assert_eq!(
+        proxy
+            .metric(r#"retainwise_proxy_client_timeouts_total{kind="header_read"}"#)
+            .await,
+        1.0
+    );
+}
+
+/// A head that trickles in a byte at a time is cut one head timeout after
+/// its first byte, however long the idle timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_head_is_cut_by_the_head_timeout() {
+    let (_jwks, upstream, proxy) = proxy_with(&[
+        ("PROXY_HEADER_READ_TIMEOUT", "1"),
+        ("PROXY_IDLE_TIMEOUT", "30"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    let mut cut = false;
+    for byte in b"GET /api/health HTTP/1.1\r\nhost: proxy\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cut = cut || closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(cut, "a 7 s head was not cut");
+    assert_eq!(upstream.count(), 0);
+}
+
+/// A later request on a kept-alive connection gets the head timeout from
+/// its first byte, not from the end of the previous response.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_head_is_timed_from_its_first_byte() {
+    let (_jwks, upstream, proxy) = proxy_with(&[
+        ("PROXY_HEADER_READ_TIMEOUT", "1"),
+        ("PROXY_IDLE_TIMEOUT", "30"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    stream.write_all(GET).await.expect("write");
+    read_response(&mut stream).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Half a head, then silence: closed about a second later.
+    stream
+        .write_all(b"GET /api/health HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    assert!(closed_within(&mut stream, Duration::from_secs(10)).await);
+    assert_eq!(upstream.count(), 1);
+}
+
+/// A request body that stops arriving gets 408, and the stall is counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_request_body_gets_408() {
+    let (_jwks, upstream, proxy) = proxy_with(&[("PROXY_BODY_IDLE_TIMEOUT", "1")]).await;
+    let token = valid_token(key_a());
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    let head = format!(
+        "POST /api/uploads HTTP/1.1\r\nhost: proxy\r\nauthorization: Bearer {token}\r\ncontent-length: 100000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(&[b'x'; 1000]).await.expect("write");
+    let reply = read_response(&mut stream).await;
+    assert!(
+        reply.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(String::from_utf8_lossy(&reply).contains("request_timeout"));
+    assert_eq!(
+        proxy
+            .metric(r#"retainwise_proxy_client_timeouts_total{kind="body_idle"}"#)
+            .await,
+        1.0
+    );
+    // The app never got a complete body to act on.
+    eventually("the app's side of the exchange ends", async || {
+        upstream.count() == 1
+    })
+    .await;
+    assert!(upstream.last().body_len < 100_000);
+}
+
+/// A client that stops reading a large response is disconnected after the
+/// body idle time instead of holding the connection for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let (_jwks, upstream, proxy) = proxy_with(&[("PROXY_BODY_IDLE_TIMEOUT", "1")]).await;
+    upstream.set_response_len(64 * 1024 * 1024);
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    stream.write_all(GET).await.expect("write");
+    // Read nothing: the socket buffers fill, the proxy's writes stall.
+    eventually("the stalled write is counted", async || {
+        proxy
+            .metric(r#"retainwise_proxy_client_timeouts_total{kind="response_write"}"#)
+            .await
+            >= 1.0
+    })
+    .await;
+    // Reading now drains what was buffered, then the connection ends.
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut sink)).await;
+    assert!(sink.len() < 64 * 1024 * 1024, "the whole body was sent");
+}
+
+/// An HTTP/2 connection with no stream open is closed after the idle
+/// timeout (with GOAWAY), not kept for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_connection_is_closed() {
+    let (_jwks, _upstream, proxy) = proxy_with(&[
+        ("PROXY_HEADER_READ_TIMEOUT", "1"),
+        ("PROXY_IDLE_TIMEOUT", "2"),
+    ])
+    .await;
+    let stream = TcpStream::connect(proxy.data).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    let driver = tokio::spawn(connection);
+    let request = http::Request::get(proxy.url("/api/health"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("h2 response");
+    assert_eq!(response.status(), 200);
+    drop(response);
+    // Longer than the head timeout: HTTP/2 idleness is bounded by the idle
+    // timeout alone.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!driver.is_finished(), "closed before the idle timeout");
+    let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    assert!(ended.is_ok(), "the idle HTTP/2 connection was kept open");
+}

@@ -12,8 +12,13 @@ resource "aws_lb" "web" {
 
   drop_invalid_header_fields = true
   enable_deletion_protection = true
-  # Above the proxy's upstream timeout, so the proxy answers 504 itself.
-  idle_timeout = var.proxy_upstream_timeout_seconds + 5
+  # The timeout chain (README, "Connection lifetimes"):
+  #   body idle < ALB idle, upstream timeout < ALB idle < proxy idle.
+  # Above the proxy's upstream timeout, so the proxy answers 504 itself;
+  # below the proxy's keep-alive idle time, so the ALB, not the proxy,
+  # closes idle connections (a target closing first makes the ALB answer
+  # 502 when it reuses the connection).
+  idle_timeout = local.alb_idle_timeout_seconds
 
   access_logs {
     bucket  = aws_s3_bucket.logs.id
@@ -22,6 +27,21 @@ resource "aws_lb" "web" {
   }
 
   depends_on = [aws_s3_bucket_policy.logs]
+
+  lifecycle {
+    precondition {
+      condition     = var.proxy_idle_timeout_seconds > local.alb_idle_timeout_seconds
+      error_message = "proxy_idle_timeout_seconds must exceed the ALB idle timeout (proxy_upstream_timeout_seconds + 5)."
+    }
+    precondition {
+      condition     = var.proxy_body_idle_timeout_seconds < local.alb_idle_timeout_seconds
+      error_message = "proxy_body_idle_timeout_seconds must be below the ALB idle timeout, so the proxy answers 408 first."
+    }
+  }
+}
+
+locals {
+  alb_idle_timeout_seconds = var.proxy_upstream_timeout_seconds + 5
 }
 
 resource "aws_lb_target_group" "proxy" {

@@ -102,6 +102,11 @@ resource "aws_ecs_task_definition" "web" {
         { name = "JWKS_CACHE_MAX_AGE", value = tostring(var.jwks_cache_max_age_seconds) },
         { name = "PROXY_DRAIN_TIMEOUT", value = tostring(var.proxy_drain_seconds) },
         { name = "PROXY_UPSTREAM_TIMEOUT", value = tostring(var.proxy_upstream_timeout_seconds) },
+        { name = "PROXY_IDLE_TIMEOUT", value = tostring(var.proxy_idle_timeout_seconds) },
+        { name = "PROXY_HEADER_READ_TIMEOUT", value = tostring(var.proxy_header_read_timeout_seconds) },
+        { name = "PROXY_BODY_IDLE_TIMEOUT", value = tostring(var.proxy_body_idle_timeout_seconds) },
+        # Empty means unset: no CORS headers at all.
+        { name = "PROXY_CORS_ALLOWED_ORIGINS", value = join(",", var.proxy_cors_allowed_origins) },
         { name = "PROXY_LOG", value = "info" },
       ]
       # No shell or curl in the image: the binary checks itself.

@@ -137,9 +137,33 @@ variable "proxy_drain_seconds" {
 }
 
 variable "proxy_upstream_timeout_seconds" {
-  description = "Proxy upstream timeout (PROXY_UPSTREAM_TIMEOUT); also bounds the ALB idle timeout."
+  description = "Proxy upstream timeout (PROXY_UPSTREAM_TIMEOUT), counted from the end of the request body; the ALB idle timeout is 5 s above it."
   type        = number
   default     = 60
+}
+
+variable "proxy_idle_timeout_seconds" {
+  description = "Proxy keep-alive idle time between requests (PROXY_IDLE_TIMEOUT); must exceed the ALB idle timeout (upstream timeout + 5 s) so the ALB closes idle connections first."
+  type        = number
+  default     = 75
+}
+
+variable "proxy_header_read_timeout_seconds" {
+  description = "Time a client gets to send a request head (PROXY_HEADER_READ_TIMEOUT), from accept or from the head's first byte."
+  type        = number
+  default     = 10
+}
+
+variable "proxy_body_idle_timeout_seconds" {
+  description = "A request body (or a response read) making no progress this long is cut (PROXY_BODY_IDLE_TIMEOUT, 408); must be below the ALB idle timeout."
+  type        = number
+  default     = 30
+}
+
+variable "proxy_cors_allowed_origins" {
+  description = "Exact origins allowed to call the API from a browser on another origin (PROXY_CORS_ALLOWED_ORIGINS); empty: no CORS headers."
+  type        = list(string)
+  default     = []
 }
 
 # --- services ----------------------------------------------------------------

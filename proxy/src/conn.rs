@@ -18,7 +18,8 @@
 //! timeout must be longer than the load balancer's idle timeout
 //! (Application Load Balancers guide, "Connection idle timeout").
 //!
-//! So the connection is supervised here instead: [`TimedIo`] notes when the
+//! So the connection is supervised here instead: [`TimedIo`] (under
+//! hyper's `TokioIo`) notes when the
 //! bytes of a new request head start to arrive and bounds stalled writes;
 //! [`ConnState`] counts requests in flight (the service marks their start,
 //! the response body its end); [`supervise`] sleeps until the state's next
@@ -33,9 +34,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::rt::TokioIo;
 use retainwise_linger::LingeringStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, Sleep};
 
@@ -219,13 +219,13 @@ impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for GuardedBody<B> {
     }
 }
 
-/// The client socket as hyper sees it: reads tell [`ConnState`] when a new
-/// request head starts; a write that makes no progress for the body idle
-/// time fails, so a client that stopped reading cannot hold the
-/// connection (and the app's response) forever.
+/// The client socket under hyper (wrapped in `TokioIo`): reads tell
+/// [`ConnState`] when a new request head starts; a write that makes no
+/// progress for the body idle time fails, so a client that stopped reading
+/// cannot hold the connection (and the app's response) for ever.
 #[derive(Debug)]
 pub struct TimedIo {
-    inner: TokioIo<LingeringStream>,
+    inner: LingeringStream,
     state: Arc<ConnState>,
     write_stall: Duration,
     /// Armed while a write is pending.
@@ -235,81 +235,64 @@ pub struct TimedIo {
 impl TimedIo {
     pub fn new(stream: LingeringStream, state: Arc<ConnState>, write_stall: Duration) -> Self {
         TimedIo {
-            inner: TokioIo::new(stream),
+            inner: stream,
             state,
             write_stall,
             stalled: None,
         }
     }
 
-    /// Turns a pending write into an error once it has been pending for
-    /// the stall time.
-    fn check_stall<T>(&mut self, cx: &mut Context<'_>, result: Poll<T>) -> Poll<io::Result<T>> {
-        match result {
-            Poll::Ready(value) => {
-                self.stalled = None;
-                Poll::Ready(Ok(value))
-            }
-            Poll::Pending => {
-                let limit = self.write_stall;
-                let timer = self
-                    .stalled
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => "response_write").increment(1);
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client read nothing of the response for the body idle time",
-                    )));
-                }
-                Poll::Pending
-            }
+    /// Passes a write's result through, turning a write that has been
+    /// pending for the stall time into an error.
+    fn check_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
         }
+        let limit = self.write_stall;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => "response_write").increment(1);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing of the response for the body idle time",
+            )));
+        }
+        Poll::Pending
     }
 }
 
-impl Read for TimedIo {
+impl AsyncRead for TimedIo {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        mut buf: ReadBufCursor<'_>,
+        buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // hyper's cursor only says how much was filled through a copy of
-        // it, so read into a small stack buffer and copy: the first bytes
-        // are all the state needs, and hyper reads in chunks anyway.
-        let mut scratch = [0u8; 8 * 1024];
-        let want = buf.remaining().min(scratch.len());
-        let mut read_buf = tokio::io::ReadBuf::new(&mut scratch[..want]);
+        let before = buf.filled().len();
         let this = &mut *self;
-        ready!(tokio::io::AsyncRead::poll_read(
-            Pin::new(this.inner.inner_mut()),
-            cx,
-            &mut read_buf
-        ))?;
-        let filled = read_buf.filled();
-        if !filled.is_empty() {
-            this.state.bytes_read(filled);
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            this.state.bytes_read(read);
         }
-        buf.put_slice(filled);
         Poll::Ready(Ok(()))
     }
 }
 
-impl Write for TimedIo {
+impl AsyncWrite for TimedIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        match result {
-            Poll::Ready(Ok(n)) => self.check_stall(cx, Poll::Ready(n)),
-            Poll::Ready(Err(err)) => {
-                self.stalled = None;
-                Poll::Ready(Err(err))
-            }
-            Poll::Pending => self.check_stall(cx, Poll::Pending),
-        }
+        self.check_stall(cx, result)
     }
 
     fn poll_write_vectored(
@@ -318,14 +301,7 @@ impl Write for TimedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        match result {
-            Poll::Ready(Ok(n)) => self.check_stall(cx, Poll::Ready(n)),
-            Poll::Ready(Err(err)) => {
-                self.stalled = None;
-                Poll::Ready(Err(err))
-            }
-            Poll::Pending => self.check_stall(cx, Poll::Pending),
-        }
+        self.check_stall(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {

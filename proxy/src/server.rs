@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use retainwise_linger::{Linger, LingeringStream};
 use tokio::net::TcpListener;
@@ -195,11 +195,11 @@ async fn serve_data(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = ConnState::new();
-                let io = TimedIo::new(
+                let io = TokioIo::new(TimedIo::new(
                     LingeringStream::new(stream, Linger::CLIENT_FACING),
                     Arc::clone(&state),
                     limits.body_idle,
-                );
+                ));
                 let pipeline = Arc::clone(&pipeline);
                 let conn_state = Arc::clone(&state);
                 let service = service_fn(move |request| {

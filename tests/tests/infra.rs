@@ -547,6 +547,41 @@ fn stop_timeout_is_above_the_proxy_drain_and_deregistration_matches_it() {
     assert_eq!(proxy["dependsOn"][0]["containerName"], "app");
 }
 
+/// The timeout chain (README, "Connection lifetimes"): the ALB must close
+/// idle connections before the proxy does (a target that closes first
+/// races the ALB's next request into a 502), must wait longer than the
+/// proxy's upstream timeout (so the proxy answers 504 itself), and the
+/// proxy's body idle bound must fire before the ALB gives up (so the
+/// client gets a 408, not a dropped connection).
+#[test]
+fn timeouts_chain_body_idle_and_upstream_below_the_alb_idle_below_the_proxy_idle() {
+    let infra = infra();
+    let env = environment(&infra.container("web", "proxy"));
+    let alb_idle = as_i64(&infra.attr(infra.resource("aws_lb", "web"), "idle_timeout"));
+    let proxy_idle = as_i64(&env["PROXY_IDLE_TIMEOUT"]);
+    let upstream = as_i64(&env["PROXY_UPSTREAM_TIMEOUT"]);
+    let body_idle = as_i64(&env["PROXY_BODY_IDLE_TIMEOUT"]);
+    let header_read = as_i64(&env["PROXY_HEADER_READ_TIMEOUT"]);
+    assert!(
+        upstream < alb_idle,
+        "upstream {upstream} s must be below the ALB idle {alb_idle} s"
+    );
+    assert!(
+        alb_idle < proxy_idle,
+        "ALB idle {alb_idle} s must be below the proxy idle {proxy_idle} s"
+    );
+    assert!(
+        body_idle < alb_idle,
+        "body idle {body_idle} s must be below the ALB idle {alb_idle} s"
+    );
+    assert!(header_read < alb_idle);
+    // The chain is also a plan-time precondition, so a change to one
+    // variable that breaks it fails `terraform plan`, not production.
+    let lb = infra.resource("aws_lb", "web");
+    let preconditions: Vec<_> = blocks(block(lb, "lifecycle"), "precondition").collect();
+    assert_eq!(preconditions.len(), 2);
+}
+
 #[test]
 fn target_group_points_at_the_proxy_port_and_checks_readyz_on_the_admin_port() {
     let infra = infra();

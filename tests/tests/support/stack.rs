@@ -81,6 +81,11 @@ pub const MIN_REFRESH_SECS: u64 = 1;
 impl Stack {
     /// The stack with `backend`, its proxy trusting [`key_a`].
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// [`Stack::start`] with extra app settings (`APP_MAX_UPLOAD_BYTES`, ...).
+    pub async fn start_with(backend: Backend, app_settings: &[(&str, &str)]) -> Self {
         let jwks = start_jwks(&[key_a()]).await;
         let dir = TempDir::new();
 
@@ -93,6 +98,11 @@ impl Stack {
             ("RUST_LOG".to_owned(), "info".to_owned()),
         ];
         app_vars.extend(app_env(backend, &dir).await);
+        app_vars.extend(
+            app_settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let mut app = Process::spawn(
             "retainwise-app",
             &["serve", "--with-worker"],

@@ -174,7 +174,7 @@ impl Process {
 
     /// Waits for the `message` line naming an address on stdout; fails the
     /// test if the process exits first or nothing comes within
-    /// [`SLOW`](crate::wait::SLOW).
+    /// [`SLOW`].
     pub async fn wait_for_address(&mut self, message: &str, with: &[(&str, &str)]) -> SocketAddr {
         let what = format!("{} logs {message:?} {with:?}", self.name);
         wait_for(SLOW, &what, async || {

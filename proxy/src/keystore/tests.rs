@@ -166,18 +166,16 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// One random history on paused time; returns the fetch start times and,
-/// per key, when it was published and every request for it with its time
-/// and outcome.
-fn run_history(
-    steps: &[Step],
-    min_interval: Duration,
-    fetch_time: Duration,
-) -> (
+/// What one history did: when each fetch started, when each key was
+/// published, and every request for a key (which, when, accepted or not).
+type History = (
     Vec<Instant>,
     Vec<Option<Instant>>,
     Vec<(usize, Instant, bool)>,
-) {
+);
+
+/// One random history on paused time.
+fn run_history(steps: &[Step], min_interval: Duration, fetch_time: Duration) -> History {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

@@ -50,6 +50,17 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|err| err.to_string())?;
     describe();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Series the alert rules watch exist from the start at 0: Prometheus's
+    // increase() cannot see the first event of a series that appears with
+    // it, so the first 503s of a fresh proxy would escape the alert.
+    metrics::counter!(AUTH_DECISIONS, "result" => "unavailable", "reason" => "keys_unavailable")
+        .increment(0);
+    for kind in ["connect", "timeout", "other"] {
+        metrics::counter!(UPSTREAM_ERRORS, "kind" => kind).increment(0);
+    }
+    for kind in ["header_read", "idle", "body_idle", "response_write"] {
+        metrics::counter!(CLIENT_TIMEOUTS, "kind" => kind).increment(0);
+    }
     Ok(handle)
 }
 

@@ -116,6 +116,8 @@ resource "aws_iam_role" "ci_deploy" {
 # --- plan: read the project and the state ---------------------------------------------------
 
 data "aws_iam_policy_document" "ci_read" {
+  #checkov:skip=CKV_AWS_356:Read verbs only (Describe/List/Get) on services without customer data; most have no resource-level permission, and Terraform's refresh of the VPC, load balancer, WAF and cluster needs them account-wide. Data services and IAM are scoped to the project's ARNs below.
+
   # Terraform's refresh of the network, load balancer, cluster, alarms and
   # roles. Read verbs only, on services that hold no customer data; these
   # describe calls have no resource-level permissions.
@@ -136,18 +138,28 @@ data "aws_iam_policy_document" "ci_read" {
       "logs:ListTagsLogGroup",
       "wafv2:Get*",
       "wafv2:List*",
+      "kms:ListAliases",
+      "sts:GetCallerIdentity",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "ReadRoles"
+    actions = [
       "iam:GetRole",
       "iam:GetRolePolicy",
       "iam:ListRolePolicies",
       "iam:ListAttachedRolePolicies",
       "iam:ListInstanceProfilesForRole",
-      "iam:GetOpenIDConnectProvider",
-      "iam:GetPolicy",
-      "iam:GetPolicyVersion",
-      "kms:ListAliases",
-      "sts:GetCallerIdentity",
     ]
-    resources = ["*"]
+    resources = [local.project_roles, "arn:${local.partition}:iam::${local.account_id}:role/${var.project}-ci-*"]
+  }
+
+  statement {
+    sid       = "ReadOidcProvider"
+    actions   = ["iam:GetOpenIDConnectProvider"]
+    resources = [aws_iam_openid_connect_provider.github.arn]
   }
 
   # Data services: their configuration, never their contents.
@@ -402,11 +414,10 @@ data "aws_iam_policy_document" "ci_deploy" {
     resources = [local.project_alarms]
   }
 
-  # Dashboards have no resource-level permission for PutDashboard.
   statement {
     sid       = "ManageDashboards"
     actions   = ["cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards"]
-    resources = ["*"]
+    resources = ["arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${local.name}"]
   }
 
   statement {

@@ -219,9 +219,9 @@ variable "job_max_receives" {
 }
 
 variable "oldest_message_alarm_seconds" {
-  description = "Alarm when the oldest queued job has waited longer than this."
+  description = "Alarm when the oldest queued job has waited longer than this (the Prometheus rule QueueOldestJobTooOld says 10 minutes too)."
   type        = number
-  default     = 900
+  default     = 600
 }
 
 # --- storage and database ----------------------------------------------------------

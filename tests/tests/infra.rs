@@ -5,14 +5,18 @@
 //! `proxy/src/metrics.rs`), so infrastructure and code cannot drift apart.
 //!
 //! A tiny evaluator resolves what the checks need: `var.x` (its default),
-//! `local.x`, `jsonencode`, `concat`, `merge`, `tostring`, `tonumber` and
-//! `+`/`-`. Anything else is kept as its HCL text.
+//! `local.x`, string templates, `jsonencode`, `concat`, `merge`,
+//! `tostring`, `tonumber` and `+`/`-`. For plain comparisons anything else
+//! is kept as its HCL text; the policy checks evaluate strictly, so an
+//! expression the evaluator does not know fails them instead of passing
+//! unchecked, and a reference to another resource's attribute stays a
+//! marked unknown (`«aws_kms_key.data.arn»`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::sync::OnceLock;
 
-use hcl::expr::{BinaryOperator, Operation, TemplateExpr};
+use hcl::expr::{BinaryOperator, Operation, TemplateExpr, TraversalOperator};
 use hcl::{Body, Expression, ObjectKey};
 use retainwise_e2e::workspace_root;
 use serde_json::{Map, Value, json};
@@ -37,16 +41,24 @@ fn infra() -> &'static Infra {
             .collect();
         paths.sort();
         assert!(!paths.is_empty(), "no .tf files in infra/");
+        let files = paths
+            .iter()
+            .map(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let text = fs::read_to_string(path).expect("readable .tf file");
+                (name.into_owned(), text)
+            })
+            .collect();
+        Infra::parse(files)
+    })
+}
+
+impl Infra {
+    /// Parses `(file name, HCL text)` pairs.
+    fn parse(files: Vec<(String, String)>) -> Infra {
         let mut blocks = Vec::new();
-        for path in paths {
-            let text = fs::read_to_string(&path).expect("readable .tf file");
-            let body = hcl::parse(&text)
-                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
-            let file = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+        for (file, text) in files {
+            let body = hcl::parse(&text).unwrap_or_else(|e| panic!("{file} does not parse: {e}"));
             for block in body.into_blocks() {
                 blocks.push((file.clone(), block));
             }
@@ -72,7 +84,16 @@ fn infra() -> &'static Infra {
             locals,
             variables,
         }
-    })
+    }
+}
+
+/// How [`Infra::evaluate`] treats what it cannot evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Keep the expression's text.
+    Lenient,
+    /// Fail, naming the expression.
+    Strict,
 }
 
 fn label(block: &hcl::Block, i: usize) -> &str {
@@ -111,35 +132,80 @@ impl Infra {
         self.eval(expr)
     }
 
+    /// Evaluates `expr` for the checks that compare plain values. What the
+    /// evaluator cannot resolve (a reference to another resource, a
+    /// function it does not know) is kept as its HCL text, which those
+    /// checks compare as text.
     fn eval(&self, expr: &Expression) -> Value {
-        match expr {
+        self.evaluate(expr, Mode::Lenient)
+            .expect("lenient evaluation never fails")
+    }
+
+    /// Evaluates `expr` completely, or says which part it could not: for
+    /// checks (wildcards in policies) that an unevaluated expression would
+    /// otherwise pass unchecked. A reference to another resource's
+    /// attribute (`aws_kms_key.data.arn`) or to a variable without a
+    /// default is a value only known at apply time: it becomes
+    /// `«reference»` inside the string, and the caller decides whether an
+    /// unknown part is acceptable where it stands.
+    fn resolve(&self, expr: &Expression) -> Result<Value, String> {
+        self.evaluate(expr, Mode::Strict)
+    }
+
+    fn evaluate(&self, expr: &Expression, mode: Mode) -> Result<Value, String> {
+        let strict = mode == Mode::Strict;
+        // What an expression the evaluator does not know becomes.
+        let unknown = || -> Result<Value, String> {
+            if strict {
+                Err(format!("cannot evaluate `{expr}`"))
+            } else {
+                Ok(Value::String(expr.to_string()))
+            }
+        };
+        Ok(match expr {
             Expression::Null => Value::Null,
             Expression::Bool(b) => Value::Bool(*b),
             Expression::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
             Expression::String(s) => Value::String(s.clone()),
-            Expression::Array(items) => Value::Array(items.iter().map(|e| self.eval(e)).collect()),
+            Expression::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|e| self.evaluate(e, mode))
+                    .collect::<Result<_, _>>()?,
+            ),
             Expression::Object(object) => {
                 let mut map = Map::new();
                 for (key, value) in object {
                     let key = match key {
                         ObjectKey::Identifier(id) => id.to_string(),
-                        ObjectKey::Expression(e) => match self.eval(e) {
+                        ObjectKey::Expression(e) => match self.evaluate(e, mode)? {
                             Value::String(s) => s,
                             other => other.to_string(),
                         },
                         other => other.to_string(),
                     };
-                    map.insert(key, self.eval(value));
+                    map.insert(key, self.evaluate(value, mode)?);
                 }
                 Value::Object(map)
             }
-            Expression::TemplateExpr(t) => match t.as_ref() {
-                TemplateExpr::QuotedString(s) => Value::String(s.clone()),
-                TemplateExpr::Heredoc(h) => Value::String(h.template.clone()),
-            },
-            Expression::Parenthesis(inner) => self.eval(inner),
+            Expression::TemplateExpr(t) => {
+                let text = match t.as_ref() {
+                    TemplateExpr::QuotedString(s) => s,
+                    TemplateExpr::Heredoc(h) => &h.template,
+                };
+                if strict {
+                    Value::String(self.template(text)?)
+                } else {
+                    Value::String(text.clone())
+                }
+            }
+            Expression::Parenthesis(inner) => self.evaluate(inner, mode)?,
             Expression::FuncCall(call) => {
-                let args: Vec<Value> = call.args.iter().map(|a| self.eval(a)).collect();
+                let args: Vec<Value> = call
+                    .args
+                    .iter()
+                    .map(|a| self.evaluate(a, mode))
+                    .collect::<Result<_, _>>()?;
                 match (call.name.name.as_str(), args.as_slice()) {
                     ("jsonencode" | "tostring" | "tonumber" | "toset", [one]) => {
                         match (call.name.name.as_str(), one) {
@@ -165,39 +231,104 @@ impl Infra {
                         }
                         Value::Object(map)
                     }
-                    _ => Value::String(expr.to_string()),
+                    _ => unknown()?,
                 }
             }
             Expression::Operation(op) => match op.as_ref() {
                 Operation::Binary(bin) => {
-                    let (l, r) = (self.eval(&bin.lhs_expr), self.eval(&bin.rhs_expr));
+                    let (l, r) = (
+                        self.evaluate(&bin.lhs_expr, mode)?,
+                        self.evaluate(&bin.rhs_expr, mode)?,
+                    );
                     match (l.as_i64(), r.as_i64(), &bin.operator) {
                         (Some(l), Some(r), BinaryOperator::Plus) => json!(l + r),
                         (Some(l), Some(r), BinaryOperator::Minus) => json!(l - r),
-                        _ => Value::String(expr.to_string()),
+                        _ => unknown()?,
                     }
                 }
-                Operation::Unary(_) => Value::String(expr.to_string()),
+                Operation::Unary(_) => unknown()?,
             },
-            Expression::Traversal(_) => {
+            Expression::Traversal(traversal) => {
                 let text = expr.to_string();
-                if let Some(name) = text.strip_prefix("local.")
-                    && let Some(local) = self.locals.get(name)
-                {
-                    return self.eval(local);
+                if let Some(name) = text.strip_prefix("local.") {
+                    if let Some(local) = self.locals.get(name) {
+                        return self.evaluate(local, mode);
+                    }
+                    return if strict {
+                        Err(format!("`{text}` is not defined"))
+                    } else {
+                        Ok(Value::String(text))
+                    };
                 }
-                if let Some(name) = text.strip_prefix("var.")
-                    && let Some(default) = self
-                        .variables
-                        .get(name)
-                        .and_then(|v| attr_expr(v, "default"))
-                {
-                    return self.eval(default);
+                if let Some(name) = text.strip_prefix("var.") {
+                    match self.variables.get(name) {
+                        Some(v) => match attr_expr(v, "default") {
+                            Some(default) => return self.evaluate(default, mode),
+                            None if strict => return Ok(Value::String(format!("«{text}»"))),
+                            None => {}
+                        },
+                        None if strict => return Err(format!("`{text}` is not declared")),
+                        None => {}
+                    }
+                    return Ok(Value::String(text));
                 }
-                Value::String(text)
+                // Another resource's or data source's attribute: known at
+                // apply time only. A splat or index stays unevaluated.
+                let plain = matches!(traversal.expr, Expression::Variable(_))
+                    && traversal.operators.iter().all(|o| {
+                        matches!(
+                            o,
+                            TraversalOperator::GetAttr(_)
+                                | TraversalOperator::LegacyIndex(_)
+                                | TraversalOperator::Index(Expression::Number(_))
+                        )
+                    });
+                if strict && !plain {
+                    return Err(format!("cannot evaluate `{text}`"));
+                }
+                if strict {
+                    Value::String(format!("«{text}»"))
+                } else {
+                    Value::String(text)
+                }
             }
-            _ => Value::String(expr.to_string()),
+            // `[for r in aws_x.y : r.arn]`: one attribute of each instance of
+            // another resource, known at apply time.
+            Expression::ForExpr(for_expr)
+                if strict
+                    && for_expr.cond_expr.is_none()
+                    && for_expr.key_expr.is_none()
+                    && matches!(for_expr.collection_expr, Expression::Traversal(_))
+                    && !for_expr.collection_expr.to_string().starts_with("var.")
+                    && !for_expr.collection_expr.to_string().starts_with("local.") =>
+            {
+                json!([format!("«{expr}»")])
+            }
+            _ => unknown()?,
+        })
+    }
+
+    /// A string template with its interpolations evaluated strictly.
+    fn template(&self, text: &str) -> Result<String, String> {
+        let template: hcl::Template = text
+            .parse()
+            .map_err(|e| format!("template {text:?} does not parse: {e}"))?;
+        let mut out = String::new();
+        for element in template.elements() {
+            match element {
+                hcl::template::Element::Literal(literal) => out.push_str(literal),
+                hcl::template::Element::Interpolation(i) => match self.resolve(&i.expr)? {
+                    Value::String(s) => out.push_str(&s),
+                    Value::Number(n) => out.push_str(&n.to_string()),
+                    Value::Bool(b) => out.push_str(&b.to_string()),
+                    other => return Err(format!("`{}` interpolates {other}", i.expr)),
+                },
+                hcl::template::Element::Directive(_) => {
+                    return Err(format!("template {text:?} has a directive"));
+                }
+            }
         }
+        Ok(out)
     }
 
     fn var_default(&self, name: &str) -> Value {
@@ -448,7 +579,7 @@ fn app_containers_use_the_app_settings() {
         "QUEUE_URL",
         "AWS_ENDPOINT_URL",
     ];
-    let app_settings = fs::read_to_string(workspace_root().join("app/src/settings.rs")).ok();
+    let app_settings = read("app/src/settings.rs");
     for (task, container) in [("web", "app"), ("worker", "worker"), ("migrate", "migrate")] {
         let c = infra().container(task, container);
         let env = environment(&c);
@@ -459,13 +590,10 @@ fn app_containers_use_the_app_settings() {
                 known,
                 "{task}/{container} sets {name}, which the app does not read"
             );
-            // Once the app's settings module is in the tree, every APP_ name
-            // must be one it reads.
-            if let Some(source) = &app_settings
-                && name.starts_with("APP_")
-            {
+            // Every APP_ name must be one the app's settings module reads.
+            if name.starts_with("APP_") {
                 assert!(
-                    source.contains(&format!("\"{name}\"")),
+                    app_settings.contains(&format!("\"{name}\"")),
                     "{task}/{container} sets {name}, which app/src/settings.rs does not read"
                 );
             }
@@ -738,44 +866,172 @@ const RESOURCELESS_ACTIONS: &[&str] = &[
     "ecr:GetAuthorizationToken",
     "ecs:ListTasks",
     "ecs:DescribeTaskDefinition",
+    "ecs:RegisterTaskDefinition",
+    "ecs:DeregisterTaskDefinition",
+    "kms:ListAliases",
+    "sts:GetCallerIdentity",
 ];
 
-#[test]
-fn no_policy_allows_a_wildcard_action_or_data_on_a_wildcard_resource() {
-    let infra = infra();
-    let docs = infra.data("aws_iam_policy_document");
-    assert!(docs.len() > 5);
-    for (doc, body) in docs {
-        for statement in blocks(body, "statement") {
-            let effect = attr_expr(statement, "effect").map(|e| infra.eval(e));
-            if effect.as_ref().is_some_and(|e| e == "Deny") {
-                // A wildcard in a Deny widens the protection.
+/// Services that hold customer data, images, secrets or the state: never a
+/// wildcard action on them, in any policy.
+const DATA_SERVICES: &[&str] = &[
+    "s3",
+    "sqs",
+    "rds",
+    "dynamodb",
+    "secretsmanager",
+    "kms",
+    "ecr",
+    "sns",
+    "ssm",
+];
+
+/// The policy documents GitHub Actions' roles get (infra/ci.tf).
+const CI_DOCUMENTS: &[&str] = &["ci_read", "ci_deploy"];
+
+/// The statements of a policy document, with its actions and resources
+/// evaluated strictly: an expression the evaluator cannot resolve is an
+/// error, never a pass.
+struct Statement {
+    doc: String,
+    sid: String,
+    deny: bool,
+    actions: Vec<String>,
+    resources: Vec<String>,
+    conditions: Vec<Value>,
+}
+
+fn statements(infra: &Infra, doc: &str, body: &Body) -> Result<Vec<Statement>, String> {
+    let mut out = Vec::new();
+    for (i, statement) in blocks(body, "statement").enumerate() {
+        let place = format!("{doc} statement {i}");
+        let strings = |key: &str| -> Result<Vec<String>, String> {
+            let Some(expr) = attr_expr(statement, key) else {
+                return Ok(Vec::new());
+            };
+            let value = infra
+                .resolve(expr)
+                .map_err(|e| format!("{place}: {key}: {e}"))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| format!("{place}: {key} is not a list: {value}"))?;
+            items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("{place}: {key} holds {v}, not a string"))
+                })
+                .collect()
+        };
+        let effect = match attr_expr(statement, "effect") {
+            Some(e) => infra
+                .resolve(e)
+                .map_err(|e| format!("{place}: effect: {e}"))?,
+            None => json!("Allow"),
+        };
+        let sid = match attr_expr(statement, "sid") {
+            Some(e) => infra.resolve(e).map_err(|e| format!("{place}: sid: {e}"))?,
+            None => json!(""),
+        };
+        let conditions = blocks(statement, "condition")
+            .map(|c| {
+                let mut map = Map::new();
+                for key in ["test", "variable", "values"] {
+                    let expr = attr_expr(c, key)
+                        .ok_or_else(|| format!("{place}: condition without {key}"))?;
+                    let value = infra
+                        .resolve(expr)
+                        .map_err(|e| format!("{place}: condition {key}: {e}"))?;
+                    map.insert(key.to_owned(), value);
+                }
+                Ok(Value::Object(map))
+            })
+            .collect::<Result<_, String>>()?;
+        out.push(Statement {
+            doc: doc.to_owned(),
+            sid: sid.as_str().unwrap_or_default().to_owned(),
+            deny: effect == "Deny",
+            actions: strings("actions")?,
+            resources: strings("resources")?,
+            conditions,
+        });
+    }
+    Ok(out)
+}
+
+/// What is wrong with the policy documents of `infra`, one line per
+/// finding: wildcard actions (or actions not known before apply), data
+/// actions on `"*"`, and for the CI roles a wildcard on a data service or a
+/// wildcard that is not a verb prefix.
+fn policy_findings(infra: &Infra) -> Vec<String> {
+    let mut findings = Vec::new();
+    for (doc, body) in infra.data("aws_iam_policy_document") {
+        let statements = match statements(infra, doc, body) {
+            Ok(s) => s,
+            Err(e) => {
+                findings.push(e);
                 continue;
             }
-            let sid = attr_expr(statement, "sid").map(|e| infra.eval(e));
-            let actions = infra.attr(statement, "actions");
-            let resources = attr_expr(statement, "resources").map(|e| infra.eval(e));
-            // The one exception: the key policy's standard statement that
-            // lets the account's IAM decide who uses the key.
-            if doc == "kms_data" && sid == Some(json!("AccountAdministersThroughIam")) {
+        };
+        for s in statements {
+            // A wildcard in a Deny widens the protection; the key policy's
+            // standard statement lets the account's IAM decide who uses the key.
+            if s.deny || (s.doc == "kms_data" && s.sid == "AccountAdministersThroughIam") {
                 continue;
             }
-            for action in actions.as_array().expect("actions is a list") {
-                let action = action.as_str().unwrap_or_default();
-                assert!(!action.contains('*'), "{doc}: wildcard action {action}");
-                let wildcard_resource = resources
-                    .as_ref()
-                    .is_some_and(|r| r.as_array().is_some_and(|r| r.iter().any(|x| x == "*")));
-                let in_key_policy = doc == "kms_data";
-                if wildcard_resource && !in_key_policy {
-                    assert!(
-                        RESOURCELESS_ACTIONS.contains(&action),
-                        "{doc}: {action} on resource \"*\""
-                    );
+            let ci = CI_DOCUMENTS.contains(&s.doc.as_str());
+            for action in &s.actions {
+                if action.contains('«') {
+                    findings.push(format!(
+                        "{}: action {action} is not known before apply",
+                        s.doc
+                    ));
+                    continue;
+                }
+                let (service, verb) = action.split_once(':').unwrap_or(("", action));
+                if action.contains('*') {
+                    let verb_prefix = verb.len() > 1
+                        && verb.ends_with('*')
+                        && !verb[..verb.len() - 1].contains('*')
+                        && verb.starts_with(|c: char| c.is_ascii_uppercase());
+                    if !ci {
+                        findings.push(format!("{}: wildcard action {action}", s.doc));
+                    } else if DATA_SERVICES.contains(&service) {
+                        findings.push(format!(
+                            "{}: wildcard action {action} on a data service",
+                            s.doc
+                        ));
+                    } else if !verb_prefix {
+                        findings.push(format!(
+                            "{}: wildcard action {action} is not a verb prefix",
+                            s.doc
+                        ));
+                    }
+                }
+                let wildcard_resource = s.resources.iter().any(|r| r == "*");
+                let in_key_policy = s.doc == "kms_data";
+                let non_data_prefix =
+                    ci && action.contains('*') && !DATA_SERVICES.contains(&service);
+                if wildcard_resource
+                    && !in_key_policy
+                    && !RESOURCELESS_ACTIONS.contains(&action.as_str())
+                    && !non_data
+                {
+                    findings.push(format!("{}: {action} on resource \"*\"", s.doc));
                 }
             }
         }
     }
+    findings
+}
+
+#[test]
+fn no_policy_allows_a_wildcard_action_or_data_on_a_wildcard_resource() {
+    let infra = infra();
+    assert!(infra.data("aws_iam_policy_document").len() > 5);
+    let findings = policy_findings(infra);
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
     // Every inline policy is one of those documents, not hand-written JSON.
     for (name, body) in infra.resources("aws_iam_role_policy") {
         let policy = attr_expr(body, "policy").expect("policy").to_string();
@@ -799,27 +1055,126 @@ fn no_policy_allows_a_wildcard_action_or_data_on_a_wildcard_resource() {
     );
 }
 
+/// A policy document in a small configuration of its own, for the checks
+/// above to judge.
+fn policy_infra(statement: &str) -> Infra {
+    let text = format!(
+        r#"
+variable "project" {{
+  default = "retainwise"
+}}
+variable "service" {{
+  default = "s3"
+}}
+variable "everything" {{
+  default = "*"
+}}
+variable "chosen_at_apply" {{
+  type = string
+}}
+locals {{
+  all_actions = "*"
+  one_service = "${{var.service}}:*"
+}}
+data "aws_iam_policy_document" "web_task" {{
+  statement {{
+{statement}
+  }}
+}}
+"#
+    );
+    Infra::parse(vec![("iam.tf".to_owned(), text)])
+}
+
+#[test]
+fn a_wildcard_behind_an_expression_is_caught_and_an_unevaluable_policy_fails() {
+    let plain = policy_infra(
+        r#"    actions = ["s3:GetObject"]
+    resources = ["arn:aws:s3:::bucket/key"]"#,
+    );
+    assert_eq!(policy_findings(&plain), Vec::<String>::new());
+
+    for (statement, expected) in [
+        // A wildcard written out.
+        (
+            r#"    actions = ["s3:*"]
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "wildcard action s3:*",
+        ),
+        // Behind a local.
+        (
+            r#"    actions = [local.all_actions]
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "wildcard action *",
+        ),
+        // Inside a template, behind a variable's default.
+        (
+            r#"    actions = ["${var.service}:*"]
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "wildcard action s3:*",
+        ),
+        // A local that is itself a template.
+        (
+            r#"    actions = [local.one_service]
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "wildcard action s3:*",
+        ),
+        // Through concat.
+        (
+            r#"    actions = concat(["s3:GetObject"], [var.everything])
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "wildcard action *",
+        ),
+        // A resource "*" behind a variable.
+        (
+            r#"    actions = ["s3:GetObject"]
+    resources = [var.everything]"#,
+            "s3:GetObject on resource \"*\"",
+        ),
+        // An action only known at apply time.
+        (
+            r#"    actions = [var.chosen_at_apply]
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "is not known before apply",
+        ),
+        // A function the evaluator does not know: a failure, not a pass.
+        (
+            r#"    actions = split(",", "s3:GetObject,s3:*")
+    resources = ["arn:aws:s3:::bucket/*"]"#,
+            "cannot evaluate",
+        ),
+        (
+            r#"    actions = ["s3:GetObject"]
+    resources = [var.project == "retainwise" ? "*" : "arn:aws:s3:::bucket"]"#,
+            "cannot evaluate",
+        ),
+    ] {
+        let findings = policy_findings(&policy_infra(statement));
+        assert!(
+            findings.iter().any(|f| f.contains(expected)),
+            "expected a finding containing {expected:?} for\n{statement}\ngot {findings:?}"
+        );
+    }
+}
+
+fn document_actions(infra: &Infra, doc: &str) -> BTreeSet<String> {
+    let body = infra
+        .data("aws_iam_policy_document")
+        .into_iter()
+        .find(|(n, _)| *n == doc)
+        .unwrap_or_else(|| panic!("policy document {doc} exists"))
+        .1;
+    statements(infra, doc, body)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .flat_map(|s| s.actions)
+        .collect()
+}
+
 #[test]
 fn task_roles_get_the_data_actions_their_code_needs() {
     let infra = infra();
-    let actions = |doc: &str| -> BTreeSet<String> {
-        let body = infra
-            .data("aws_iam_policy_document")
-            .into_iter()
-            .find(|(n, _)| *n == doc)
-            .expect("doc")
-            .1;
-        blocks(body, "statement")
-            .flat_map(|s| {
-                infra
-                    .attr(s, "actions")
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect()
-    };
+    let actions = |doc: &str| document_actions(infra, doc);
     let web = actions("web_task");
     for a in ["s3:PutObject", "s3:GetObject", "sqs:SendMessage"] {
         assert!(web.contains(a), "web task may {a}");
@@ -845,6 +1200,268 @@ fn task_roles_get_the_data_actions_their_code_needs() {
         "secretsmanager:GetSecretValue",
     ] {
         assert!(execution.contains(a), "execution role may {a}");
+    }
+}
+
+// --- CI roles (infra/ci.tf) ---------------------------------------------------------------
+
+fn one_statement<'a>(infra: &'a Infra, doc: &str) -> (&'a Body, Statement) {
+    let body = infra
+        .data("aws_iam_policy_document")
+        .into_iter()
+        .find(|(n, _)| *n == doc)
+        .unwrap_or_else(|| panic!("policy document {doc} exists"))
+        .1;
+    let mut all = statements(infra, doc, body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 1, "{doc} has one statement");
+    let statement = blocks(body, "statement").next().expect("a statement");
+    (statement, all.remove(0))
+}
+
+/// The inline policies of a role, by document name.
+fn role_documents(infra: &Infra, role: &str) -> BTreeSet<String> {
+    infra
+        .resources("aws_iam_role_policy")
+        .into_iter()
+        .filter(|(_, b)| {
+            attr_expr(b, "role").map(|e| e.to_string()) == Some(format!("aws_iam_role.{role}.id"))
+        })
+        .map(|(_, b)| {
+            let policy = attr_expr(b, "policy").expect("policy").to_string();
+            policy
+                .strip_prefix("data.aws_iam_policy_document.")
+                .and_then(|p| p.strip_suffix(".json"))
+                .unwrap_or(&policy)
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn ci_roles_trust_only_this_repositorys_pull_requests_and_its_production_environment() {
+    let infra = infra();
+    let provider = infra.resource("aws_iam_openid_connect_provider", "github");
+    let url = infra
+        .resolve(attr_expr(provider, "url").expect("url"))
+        .expect("the provider URL evaluates");
+    assert_eq!(url, "https://token.actions.githubusercontent.com");
+    assert_eq!(
+        infra.attr(provider, "client_id_list"),
+        json!(["sts.amazonaws.com"])
+    );
+
+    for (role, doc, sub) in [
+        (
+            "ci_plan",
+            "ci_plan_assume",
+            "repo:«var.github_repository»:pull_request",
+        ),
+        (
+            "ci_deploy",
+            "ci_deploy_assume",
+            "repo:«var.github_repository»:environment:production",
+        ),
+    ] {
+        let body = infra.resource("aws_iam_role", role);
+        assert_eq!(
+            attr_expr(body, "assume_role_policy").map(|e| e.to_string()),
+            Some(format!("data.aws_iam_policy_document.{doc}.json")),
+            "{role} is trusted through {doc}"
+        );
+        let (block, statement) = one_statement(infra, doc);
+        assert!(!statement.deny);
+        assert_eq!(
+            statement.actions,
+            ["sts:AssumeRoleWithWebIdentity"],
+            "{doc}"
+        );
+        let principals: Vec<&Body> = blocks(block, "principals").collect();
+        assert_eq!(principals.len(), 1, "{doc}: one principal");
+        assert_eq!(infra.attr(principals[0], "type"), "Federated");
+        assert_eq!(
+            infra.resolve(attr_expr(principals[0], "identifiers").expect("identifiers")),
+            Ok(json!(["«aws_iam_openid_connect_provider.github.arn»"])),
+            "{doc}: GitHub's OIDC provider, nothing else"
+        );
+        // Exactly two conditions, both exact matches: no StringLike, no
+        // wildcard that would let another repository, branch or event in.
+        let mut conditions = statement.conditions.clone();
+        conditions.sort_by_key(|c| c["variable"].to_string());
+        assert_eq!(
+            conditions,
+            [
+                json!({"test": "StringEquals", "variable": "token.actions.githubusercontent.com:aud", "values": ["sts.amazonaws.com"]}),
+                json!({"test": "StringEquals", "variable": "token.actions.githubusercontent.com:sub", "values": [sub]}),
+            ],
+            "{doc}: trust conditions"
+        );
+    }
+
+    for name in ["github_repository", "state_bucket"] {
+        let variable = infra
+            .variables
+            .get(name)
+            .unwrap_or_else(|| panic!("variable {name} exists"));
+        assert!(
+            attr_expr(variable, "default").is_none(),
+            "{name} is given per deployment, not defaulted"
+        );
+    }
+    assert!(
+        blocks(&infra.variables["github_repository"], "validation")
+            .next()
+            .is_some(),
+        "github_repository is validated (OWNER/NAME, no wildcard)"
+    );
+}
+
+#[test]
+fn ci_plan_reads_no_data_and_ci_deploy_writes_only_the_projects_resources() {
+    let infra = infra();
+    assert_eq!(
+        role_documents(infra, "ci_plan"),
+        BTreeSet::from(["ci_read".to_owned()])
+    );
+    assert_eq!(
+        role_documents(infra, "ci_deploy"),
+        BTreeSet::from(["ci_read".to_owned(), "ci_deploy".to_owned()])
+    );
+    let state_object = "arn:«data.aws_partition.current.partition»:s3:::«var.state_bucket»/retainwise/prod/terraform.tfstate";
+    let read = |doc: &str| -> Vec<Statement> {
+        let body = infra
+            .data("aws_iam_policy_document")
+            .into_iter()
+            .find(|(n, _)| *n == doc)
+            .expect("document")
+            .1;
+        statements(infra, doc, body).unwrap_or_else(|e| panic!("{e}"))
+    };
+
+    // Plan: read verbs only; the state object is the one object it reads;
+    // the lock table is the one thing it writes.
+    for s in read("ci_read") {
+        assert!(!s.deny);
+        for action in &s.actions {
+            let verb = action.split_once(':').map_or("", |(_, v)| v);
+            let reads = ["Describe", "List", "Get"]
+                .iter()
+                .any(|p| verb.starts_with(p));
+            if action == "dynamodb:PutItem" || action == "dynamodb:DeleteItem" {
+                assert!(
+                    s.resources
+                        .iter()
+                        .all(|r| r.ends_with(":table/retainwise-terraform-locks")),
+                    "ci_read: {action} on the lock table only: {:?}",
+                    s.resources
+                );
+                continue;
+            }
+            assert!(reads, "ci_read: {action} is not a read");
+            assert!(
+                action != "secretsmanager:GetSecretValue" && action != "kms:Decrypt",
+                "ci_read: {action} reads a secret"
+            );
+            if action == "s3:GetObject" {
+                assert_eq!(
+                    s.resources,
+                    [state_object],
+                    "ci_read: no object but the state"
+                );
+            }
+        }
+    }
+
+    // Deploy: no reading of data, IAM writes on the project's roles only,
+    // PassRole for the task roles to ECS only, run-task for migrate only.
+    let task_roles: BTreeSet<String> = [
+        "execution",
+        "web_task",
+        "worker_task",
+        "migrate_task",
+        "scraper_execution",
+        "scraper_task",
+    ]
+    .iter()
+    .map(|r| format!("«aws_iam_role.{r}.arn»"))
+    .collect();
+    let mut passes = 0;
+    let mut runs = 0;
+    for s in read("ci_deploy") {
+        assert!(!s.deny);
+        for action in &s.actions {
+            for forbidden in [
+                "s3:GetObject",
+                "s3:DeleteObject",
+                "secretsmanager:GetSecretValue",
+                "kms:Decrypt",
+                "sqs:ReceiveMessage",
+                "sqs:SendMessage",
+                "sqs:PurgeQueue",
+                "rds:DeleteDBInstance",
+                "iam:CreateOpenIDConnectProvider",
+                "iam:AttachRolePolicy",
+            ] {
+                assert_ne!(action, forbidden, "ci_deploy may not {forbidden}");
+            }
+            if action == "s3:PutObject" {
+                assert_eq!(
+                    s.resources,
+                    [state_object],
+                    "ci_deploy writes no object but the state"
+                );
+            }
+            if action == "iam:PassRole" {
+                passes += 1;
+                let resources: BTreeSet<String> = s.resources.iter().cloned().collect();
+                assert_eq!(resources, task_roles, "PassRole: the task roles only");
+                assert_eq!(
+                    s.conditions,
+                    [
+                        json!({"test": "StringEquals", "variable": "iam:PassedToService", "values": ["ecs-tasks.amazonaws.com"]})
+                    ]
+                );
+            } else if action.starts_with("iam:") {
+                let verb = &action[4..];
+                let writes = !["Get", "List"].iter().any(|p| verb.starts_with(p));
+                if writes {
+                    assert!(
+                        s.resources
+                            .iter()
+                            .all(|r| r.ends_with(":role/retainwise-prod-*")),
+                        "ci_deploy: {action} beyond the project's roles: {:?}",
+                        s.resources
+                    );
+                }
+            }
+            if action == "ecs:RunTask" {
+                runs += 1;
+                assert!(
+                    s.resources
+                        .iter()
+                        .all(|r| r.ends_with(":task-definition/retainwise-prod-migrate:*")),
+                    "run-task runs the migrate task only: {:?}",
+                    s.resources
+                );
+                assert_eq!(
+                    s.conditions,
+                    [
+                        json!({"test": "ArnEquals", "variable": "ecs:cluster", "values": ["«aws_ecs_cluster.main.arn»"]})
+                    ]
+                );
+            }
+        }
+    }
+    assert_eq!((passes, runs), (1, 1), "one PassRole and one RunTask grant");
+    // The CI roles sit outside the prefix the deploy role may change.
+    for role in ["ci_plan", "ci_deploy"] {
+        let name = infra
+            .resolve(attr_expr(infra.resource("aws_iam_role", role), "name").expect("name"))
+            .expect("the name evaluates");
+        let name = name.as_str().unwrap_or_default();
+        assert!(
+            name.starts_with("retainwise-ci-") && !name.starts_with("retainwise-prod-"),
+            "{role} is named {name}"
+        );
     }
 }
 

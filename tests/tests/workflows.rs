@@ -213,7 +213,9 @@ fn the_plan_runs_only_on_pull_requests_touching_infra_and_posts_one_comment() {
     assert_eq!(plan["if"], "github.event_name == 'pull_request'");
     assert_in_order(
         plan,
-        &["checkout", "fmt", "aws", "init", "validate", "plan", "comment"],
+        &[
+            "checkout", "fmt", "aws", "init", "validate", "plan", "comment",
+        ],
     );
     assert!(run(step(plan, "fmt")).contains("fmt -check"));
     assert!(run(step(plan, "init")).contains("scripts/deploy/terraform-init.sh"));
@@ -302,9 +304,9 @@ fn deploy_pushes_images_migrates_applies_smoke_tests_and_rolls_back_in_that_orde
         "${{ failure() && steps.smoke.outcome == 'failure' && steps.previous.outputs.app_tag != '' }}"
     );
     let script = run(rollback);
-    assert!(script.contains(
-        "scripts/deploy/apply.sh \"$PREVIOUS_PROXY_TAG\" \"$PREVIOUS_APP_TAG\""
-    ));
+    assert!(
+        script.contains("scripts/deploy/apply.sh \"$PREVIOUS_PROXY_TAG\" \"$PREVIOUS_APP_TAG\"")
+    );
     assert!(
         script.trim_end().ends_with("exit 1"),
         "the rollback fails the run"

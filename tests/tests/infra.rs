@@ -1011,8 +1011,9 @@ fn policy_findings(infra: &Infra) -> Vec<String> {
                 }
                 let wildcard_resource = s.resources.iter().any(|r| r == "*");
                 let in_key_policy = s.doc == "kms_data";
-                let non_data_prefix =
-                    ci && action.contains('*') && !DATA_SERVICES.contains(&service);
+                // The CI roles manage the network, balancer and firewall,
+                // whose calls are mostly resourceless; data stays scoped.
+                let non_data = ci && !DATA_SERVICES.contains(&service);
                 if wildcard_resource
                     && !in_key_policy
                     && !RESOURCELESS_ACTIONS.contains(&action.as_str())

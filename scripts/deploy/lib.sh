@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the deploy scripts (sourced, not run). They run from the
 # repository root, in CI or on an operator's machine with the same
 # variables set.

@@ -5,6 +5,7 @@
 # outside Terraform would drift), runs it once, waits for it to stop, and
 # fails unless its container exited 0.
 #   scripts/deploy/migrate.sh "$GITHUB_SHA"
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 app_tag="${1:?usage: migrate.sh APP_TAG}"
 write_tfvars

@@ -3,6 +3,7 @@
 # every push (found by a marker on its first line), never duplicated.
 #   GH_TOKEN=… GITHUB_REPOSITORY=o/r PR_NUMBER=12 PLAN_OUTCOME=success \
 #     scripts/deploy/plan-comment.sh plan.txt
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 plan="${1:?usage: plan-comment.sh PLAN_FILE}"
 need_var GH_TOKEN GITHUB_REPOSITORY PR_NUMBER

@@ -3,6 +3,7 @@
 # now (a pull request changes infrastructure, not images); the plan's text
 # goes to OUT for the pull-request comment. Exits non-zero when the plan fails.
 #   scripts/deploy/plan.sh plan.txt
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 out="${1:?usage: plan.sh OUT}"
 write_tfvars

@@ -3,6 +3,7 @@
 # repositories, tagged with TAG (the commit SHA). The repositories are
 # immutable: a tag that is already there (a re-run) is kept, not rebuilt.
 #   scripts/deploy/push-images.sh "$GITHUB_SHA"
+# shellcheck source=scripts/deploy/lib.sh
 source "$(dirname "$0")/lib.sh"
 tag="${1:?usage: push-images.sh TAG}"
 need_var AWS_REGION

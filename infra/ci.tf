@@ -183,6 +183,9 @@ data "aws_iam_policy_document" "ci_read" {
       "s3:GetEncryptionConfiguration",
       "s3:GetLifecycleConfiguration",
       "s3:GetReplicationConfiguration",
+      # HeadBucket, which Terraform's refresh calls, needs ListBucket. It
+      # lists keys (ids: uploads/<uuid>), never an object's contents.
+      "s3:ListBucket",
     ]
     resources = [local.project_buckets]
   }

@@ -408,3 +408,71 @@ fn every_script_a_workflow_runs_exists() {
     }
     assert!(seen >= 8, "the workflows call the scripts ({seen} seen)");
 }
+
+/// Runs `scripts/deploy/plan-comment.sh` with a stand-in `gh` (GitHub is
+/// out of reach here) that answers the comment search with `existing`
+/// (a comment id, or nothing) and records every call. Returns the calls.
+fn post_plan_comment(existing: &str, plan: &str) -> (std::process::ExitStatus, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!(
+        "retainwise-plan-comment-{}-{}",
+        std::process::id(),
+        existing.len()
+    ));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let gh = dir.join("gh");
+    fs::write(
+        &gh,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> \"{calls}\"\n\
+             case \"$*\" in *--paginate*) [ -n \"{existing}\" ] && echo \"{existing}\";; esac\n\
+             for a in \"$@\"; do case \"$a\" in body=@*) cat \"${{a#body=@}}\" > \"{body}\";; esac; done\n",
+            calls = dir.join("calls").display(),
+            body = dir.join("body").display(),
+        ),
+    )
+    .expect("write gh");
+    fs::set_permissions(&gh, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let plan_file = dir.join("plan.txt");
+    fs::write(&plan_file, plan).expect("write plan");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let status = std::process::Command::new("bash")
+        .arg(workspace_root().join("scripts/deploy/plan-comment.sh"))
+        .arg(&plan_file)
+        .env("PATH", format!("{}:{path}", dir.display()))
+        .env("GH_TOKEN", "not-a-token")
+        .env("GITHUB_REPOSITORY", "owner/retainwise")
+        .env("PR_NUMBER", "12")
+        .env("PLAN_OUTCOME", "success")
+        .status()
+        .expect("bash runs");
+    let calls = fs::read_to_string(dir.join("calls")).unwrap_or_default();
+    let body = fs::read_to_string(dir.join("body")).unwrap_or_default();
+    let _ = fs::remove_dir_all(&dir);
+    (status, format!("{calls}---\n{body}"))
+}
+
+#[test]
+fn the_plan_comment_is_posted_once_then_updated_in_place() {
+    let (status, first) = post_plan_comment("", "Plan: 1 to add, 0 to change, 0 to destroy.");
+    assert!(status.success(), "{first}");
+    assert!(
+        first.contains("--method POST repos/owner/retainwise/issues/12/comments"),
+        "no comment yet: one is posted\n{first}"
+    );
+    assert!(!first.contains("PATCH"), "{first}");
+    assert!(first.contains("<!-- retainwise: terraform plan -->"));
+    assert!(first.contains("Plan: 1 to add"));
+
+    let (status, again) = post_plan_comment("4242", "Plan: 2 to add, 0 to change, 0 to destroy.");
+    assert!(status.success(), "{again}");
+    assert!(
+        again.contains("--method PATCH repos/owner/retainwise/issues/comments/4242"),
+        "the existing comment is updated\n{again}"
+    );
+    assert!(
+        !again.contains("--method POST"),
+        "never a second comment\n{again}"
+    );
+    assert!(again.contains("Plan: 2 to add"));
+}

@@ -11,6 +11,9 @@
 locals {
   metrics_namespace = "RetainWise/Prometheus"
   web_family        = aws_ecs_task_definition.web.family
+  worker_family     = aws_ecs_task_definition.worker.family
+  # Alarm descriptions end with the runbook section: docs/runbook.md.
+  runbook = "Runbook: docs/runbook.md#"
 }
 
 # --- log groups ------------------------------------------------------------------------
@@ -98,7 +101,15 @@ locals {
                   "^retainwise_proxy_jwks_keys$",
                   "^retainwise_proxy_upstream_errors_total$",
                   "^retainwise_proxy_in_flight_requests$",
+                  "^retainwise_proxy_token_cache_hits_total$",
+                  "^retainwise_proxy_token_cache_misses_total$",
                 ]
+              },
+              {
+                source_labels    = ["job"]
+                label_matcher    = "^retainwise-worker$"
+                dimensions       = [["ClusterName", "TaskDefinitionFamily", "outcome"]]
+                metric_selectors = ["^retainwise_app_jobs_total$"]
               },
               {
                 source_labels    = ["job"]
@@ -200,7 +211,7 @@ locals {
 # twice in a row, once there is traffic enough for a rate to mean something.
 resource "aws_cloudwatch_metric_alarm" "proxy_401_rate" {
   alarm_name          = "${local.name}-proxy-401-rate"
-  alarm_description   = "More than 10% of proxied requests were rejected with 401 (expired clocks, wrong issuer/azp, an attack). Runbook: infra/README.md#alarms"
+  alarm_description   = "More than 10% of proxied requests were rejected with 401 (expired clocks, wrong issuer/azp, an attack). ${local.runbook}proxyhigh401rate"
   comparison_operator = "GreaterThanThreshold"
   threshold           = 10
   evaluation_periods  = 2
@@ -245,7 +256,7 @@ resource "aws_cloudwatch_metric_alarm" "proxy_401_rate" {
 # JWKS_CACHE_MAX_AGE): every authenticated request is failing.
 resource "aws_cloudwatch_metric_alarm" "proxy_keys_unavailable" {
   alarm_name          = "${local.name}-proxy-keys-unavailable"
-  alarm_description   = "The proxy answered 503: no usable JWKS keys. Runbook: infra/README.md#alarms"
+  alarm_description   = "The proxy answered 503: no usable JWKS keys. ${local.runbook}proxykeysunavailable"
   namespace           = local.metrics_namespace
   metric_name         = "retainwise_proxy_auth_decisions_total"
   dimensions          = merge(local.proxy_dimensions, { result = "unavailable", reason = "keys_unavailable" })
@@ -259,11 +270,11 @@ resource "aws_cloudwatch_metric_alarm" "proxy_keys_unavailable" {
   ok_actions          = local.alarm_actions
 }
 
-# JWKS fetches failing: the proxy rides on cached keys for up to
+# More than 3 JWKS fetches failing in 5 minutes: the proxy rides on cached keys for up to
 # JWKS_CACHE_MAX_AGE, so this is the early warning before 503s.
 resource "aws_cloudwatch_metric_alarm" "proxy_jwks_fetch_errors" {
   alarm_name          = "${local.name}-proxy-jwks-fetch-errors"
-  alarm_description   = "JWKS fetches are failing (Clerk unreachable, NAT, DNS, TLS). Runbook: infra/README.md#alarms"
+  alarm_description   = "More than 3 JWKS fetches failed in 5 minutes (Clerk unreachable, NAT, DNS, TLS). ${local.runbook}proxyjwksfetchfailures"
   namespace           = local.metrics_namespace
   metric_name         = "retainwise_proxy_jwks_fetches_total"
   dimensions          = merge(local.proxy_dimensions, { result = "error" })
@@ -271,7 +282,7 @@ resource "aws_cloudwatch_metric_alarm" "proxy_jwks_fetch_errors" {
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
+  threshold           = 3
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
@@ -280,7 +291,7 @@ resource "aws_cloudwatch_metric_alarm" "proxy_jwks_fetch_errors" {
 # Serving on stale keys (last success older than the refresh interval).
 resource "aws_cloudwatch_metric_alarm" "proxy_jwks_stale" {
   alarm_name          = "${local.name}-proxy-jwks-stale"
-  alarm_description   = "A proxy is verifying with stale JWKS keys. Runbook: infra/README.md#alarms"
+  alarm_description   = "A proxy is verifying with stale JWKS keys. ${local.runbook}proxyjwksfetchfailures"
   namespace           = local.metrics_namespace
   metric_name         = "retainwise_proxy_jwks_stale"
   dimensions          = local.proxy_dimensions
@@ -297,7 +308,7 @@ resource "aws_cloudwatch_metric_alarm" "proxy_jwks_stale" {
 # A job failed job_max_receives times and is waiting in the dead-letter queue.
 resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   alarm_name          = "${local.name}-jobs-dlq-not-empty"
-  alarm_description   = "A prediction job reached the dead-letter queue. Runbook: infra/README.md#alarms"
+  alarm_description   = "A prediction job reached the dead-letter queue. ${local.runbook}deadletterqueuenotempty"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
   dimensions          = { QueueName = aws_sqs_queue.jobs_dlq.name }
@@ -314,13 +325,13 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
 # Jobs waiting too long: workers down, stuck or not scaling.
 resource "aws_cloudwatch_metric_alarm" "oldest_job_age" {
   alarm_name          = "${local.name}-jobs-oldest-message-age"
-  alarm_description   = "The oldest queued job has waited more than ${var.oldest_message_alarm_seconds} s. Runbook: infra/README.md#alarms"
+  alarm_description   = "The oldest queued job has waited more than ${var.oldest_message_alarm_seconds} s. ${local.runbook}queueoldestjobtooold"
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateAgeOfOldestMessage"
   dimensions          = { QueueName = aws_sqs_queue.jobs.name }
   statistic           = "Maximum"
   period              = 60
-  evaluation_periods  = 5
+  evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.oldest_message_alarm_seconds
   treat_missing_data  = "notBreaching"
@@ -331,7 +342,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_job_age" {
 # The load balancer sees no healthy proxy in some AZ.
 resource "aws_cloudwatch_metric_alarm" "unhealthy_targets" {
   alarm_name          = "${local.name}-web-unhealthy-targets"
-  alarm_description   = "Web tasks fail the /readyz check. Runbook: infra/README.md#alarms"
+  alarm_description   = "Web tasks fail the /readyz check. ${local.runbook}webunhealthytargets"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "UnHealthyHostCount"
   dimensions          = { LoadBalancer = aws_lb.web.arn_suffix, TargetGroup = aws_lb_target_group.proxy.arn_suffix }
@@ -343,4 +354,182 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_targets" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
+}
+
+# Over half of the verified tokens missed the token cache, for 15 minutes,
+# with at least 60 lookups in each 5 minutes.
+resource "aws_cloudwatch_metric_alarm" "proxy_token_cache_miss_rate" {
+  alarm_name          = "${local.name}-proxy-token-cache-miss-rate"
+  alarm_description   = "Over 50% of token lookups missed the proxy's token cache for 15 minutes. ${local.runbook}proxytokencachemissrate"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 50
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "hits"
+    return_data = false
+    metric {
+      namespace   = local.metrics_namespace
+      metric_name = "retainwise_proxy_token_cache_hits_total"
+      dimensions  = local.proxy_dimensions
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "misses"
+    return_data = false
+    metric {
+      namespace   = local.metrics_namespace
+      metric_name = "retainwise_proxy_token_cache_misses_total"
+      dimensions  = local.proxy_dimensions
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "miss_rate"
+    label       = "token cache miss rate (%)"
+    expression  = "IF(hits + misses >= 60, 100 * misses / (hits + misses), 0)"
+    return_data = true
+  }
+}
+
+# p99 of the time the proxy takes to answer the load balancer over 1 s for
+# 10 minutes, with at least 30 requests a minute. The ALB's own metric:
+# the CloudWatch agent does not carry Prometheus histograms.
+resource "aws_cloudwatch_metric_alarm" "web_p99_latency" {
+  alarm_name          = "${local.name}-web-p99-latency"
+  alarm_description   = "The p99 response time of the web tasks is over 1 s for 10 minutes. ${local.runbook}proxyhighlatency"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 1
+  evaluation_periods  = 10
+  datapoints_to_alarm = 10
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "p99"
+    return_data = false
+    metric {
+      namespace   = "AWS/ApplicationELB"
+      metric_name = "TargetResponseTime"
+      dimensions  = { LoadBalancer = aws_lb.web.arn_suffix, TargetGroup = aws_lb_target_group.proxy.arn_suffix }
+      period      = 60
+      stat        = "p99"
+    }
+  }
+
+  metric_query {
+    id          = "requests"
+    return_data = false
+    metric {
+      namespace   = "AWS/ApplicationELB"
+      metric_name = "RequestCount"
+      dimensions  = { LoadBalancer = aws_lb.web.arn_suffix, TargetGroup = aws_lb_target_group.proxy.arn_suffix }
+      period      = 60
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "guarded_p99"
+    label       = "p99 response time (s)"
+    expression  = "IF(requests >= 30, p99, 0)"
+    return_data = true
+  }
+}
+
+# Over 1 % of requests failed upstream (the proxy answered 502/504) for 5
+# minutes, with at least 30 requests in them.
+resource "aws_cloudwatch_metric_alarm" "proxy_upstream_errors" {
+  alarm_name          = "${local.name}-proxy-upstream-errors"
+  alarm_description   = "Over 1% of requests could not reach the app or timed out (502/504) for 5 minutes. ${local.runbook}proxyupstreamerrors"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 1
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "errors"
+    return_data = false
+    metric {
+      namespace   = local.metrics_namespace
+      metric_name = "retainwise_proxy_upstream_errors_total"
+      dimensions  = local.proxy_dimensions
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "requests"
+    return_data = false
+    metric {
+      namespace   = local.metrics_namespace
+      metric_name = "retainwise_proxy_requests_total"
+      dimensions  = local.proxy_dimensions
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "error_rate"
+    label       = "upstream error rate (%)"
+    expression  = "IF(requests >= 30, 100 * FILL(errors, 0) / requests, 0)"
+    return_data = true
+  }
+}
+
+# Any prediction job failed for good (or went to the dead letters) in 15 minutes.
+resource "aws_cloudwatch_metric_alarm" "worker_jobs_failing" {
+  alarm_name          = "${local.name}-worker-jobs-failing"
+  alarm_description   = "Prediction jobs failed in the last 15 minutes. ${local.runbook}workerjobsfailing"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "failed"
+    return_data = false
+    metric {
+      namespace   = local.metrics_namespace
+      metric_name = "retainwise_app_jobs_total"
+      dimensions  = { ClusterName = aws_ecs_cluster.main.name, TaskDefinitionFamily = local.worker_family, outcome = "failed" }
+      period      = 900
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "dead_lettered"
+    return_data = false
+    metric {
+      namespace   = local.metrics_namespace
+      metric_name = "retainwise_app_jobs_total"
+      dimensions  = { ClusterName = aws_ecs_cluster.main.name, TaskDefinitionFamily = local.worker_family, outcome = "dead_lettered" }
+      period      = 900
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id          = "failing"
+    label       = "failed jobs"
+    expression  = "FILL(failed, 0) + FILL(dead_lettered, 0)"
+    return_data = true
+  }
 }

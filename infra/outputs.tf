@@ -54,3 +54,28 @@ output "database_secret_arn" {
 output "alarm_topic_arn" {
   value = aws_sns_topic.alarms.arn
 }
+
+output "proxy_image_tag" {
+  description = "The proxy image tag deployed: the rollback target of the next deploy."
+  value       = var.proxy_image_tag
+}
+
+output "app_image_tag" {
+  description = "The app image tag deployed: the rollback target of the next deploy."
+  value       = var.app_image_tag
+}
+
+output "web_target_group_arn" {
+  description = "The smoke test checks every target of this group is healthy."
+  value       = aws_lb_target_group.proxy.arn
+}
+
+output "ci_plan_role_arn" {
+  description = "AWS_PLAN_ROLE_ARN of the deploy workflow (pull requests)."
+  value       = aws_iam_role.ci_plan.arn
+}
+
+output "ci_deploy_role_arn" {
+  description = "AWS_DEPLOY_ROLE_ARN of the deploy workflow (environment production)."
+  value       = aws_iam_role.ci_deploy.arn
+}

@@ -243,9 +243,9 @@ variable "job_max_receives" {
 }
 
 variable "oldest_message_alarm_seconds" {
-  description = "Alarm when the oldest queued job has waited longer than this."
+  description = "Alarm when the oldest queued job has waited longer than this (the Prometheus rule QueueOldestJobTooOld says 10 minutes too)."
   type        = number
-  default     = 900
+  default     = 600
 }
 
 # --- storage and database ----------------------------------------------------------
@@ -334,4 +334,33 @@ variable "cloudwatch_agent_image" {
   description = "CloudWatch agent image that scrapes the Prometheus endpoints (pin a version)."
   type        = string
   default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300062.0b1304"
+}
+
+# --- CI (ci.tf) ---------------------------------------------------------------------
+
+variable "github_repository" {
+  description = "The GitHub repository whose workflows may assume the CI roles, as OWNER/NAME."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository is OWNER/NAME, without a URL or a wildcard."
+  }
+}
+
+variable "state_bucket" {
+  description = "The S3 bucket holding the Terraform state (backend.hcl's bucket)."
+  type        = string
+}
+
+variable "state_key" {
+  description = "The state object's key in state_bucket (backend.hcl's key)."
+  type        = string
+  default     = "retainwise/prod/terraform.tfstate"
+}
+
+variable "state_lock_table" {
+  description = "The DynamoDB table that locks the state (backend.hcl's dynamodb_table)."
+  type        = string
+  default     = "retainwise-terraform-locks"
 }

@@ -65,7 +65,7 @@ CLERK_ISSUER_URL=https://clerk.bench.example CLERK_AUTHORIZED_PARTIES=https://ap
 PROXY_JWKS_FILE="$work/keys/jwks.json" PROXY_LISTEN=127.0.0.1:$ours_port \
 PROXY_ADMIN_LISTEN=127.0.0.1:$admin_port PROXY_UPSTREAM=http://127.0.0.1:$up_port PROXY_LOG=warn \
     taskset -c 1 "${CARGO_TARGET_DIR:-target}"/release/retainwise-proxy --config "$work/empty.toml" >"$work/proxy.log" 2>&1 &
-ours_pid=$!; pids+=($ours_pid)
+ours_pid=$!; pids+=("$ours_pid")
 
 for _ in $(seq 50); do
     curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1 && break

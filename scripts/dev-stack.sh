@@ -42,6 +42,7 @@ logs=".dev/stack"
 mkdir -p "$logs" data
 app_pid=""
 proxy_pid=""
+# shellcheck disable=SC2329 # invoked by the EXIT trap below
 stop() {
     trap - INT TERM EXIT
     say "stopping"

@@ -27,7 +27,7 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-say "infra checks (terraform fmt, checkov, hadolint)"
+say "infra checks (terraform fmt, checkov, hadolint, actionlint, zizmor, promtool)"
 bash scripts/check-infra.sh
 
 say "fetching the Telco churn data (app model tests)"

@@ -10,6 +10,9 @@
 //! | `retainwise_app_jobs_total` | counter | `outcome` (completed, failed, retried, dead_lettered) |
 //! | `retainwise_app_job_duration_seconds` | histogram | `outcome` |
 //! | `retainwise_app_queue_lag_seconds` | histogram: enqueue to dequeue | |
+//! | `retainwise_app_queue_depth` | gauge: jobs waiting for a worker (sampled by the worker) | |
+//! | `retainwise_app_queue_oldest_job_age_seconds` | gauge: age of the oldest waiting job, 0 when none (table queue only) | |
+//! | `retainwise_app_queue_dead_jobs` | gauge: jobs that used every attempt (table queue only) | |
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -81,4 +84,18 @@ pub fn job_finished(outcome: &'static str, elapsed: Duration) {
 
 pub fn queue_lag(lag: Duration) {
     metrics::histogram!("retainwise_app_queue_lag_seconds").record(lag.as_secs_f64());
+}
+
+/// Sets the queue gauges from one sample; a figure the queue cannot give
+/// (`None`) leaves its gauge unset rather than reporting a false zero.
+pub fn queue_backlog(backlog: &crate::queue::Backlog) {
+    if let Some(waiting) = backlog.waiting {
+        metrics::gauge!("retainwise_app_queue_depth").set(waiting as f64);
+    }
+    if let Some(age) = backlog.oldest_age {
+        metrics::gauge!("retainwise_app_queue_oldest_job_age_seconds").set(age.as_secs_f64());
+    }
+    if let Some(dead) = backlog.dead {
+        metrics::gauge!("retainwise_app_queue_dead_jobs").set(dead as f64);
+    }
 }

@@ -4,7 +4,14 @@
 //!   checks the properties the deployment must have (DESIGN.md, issue 6),
 //!   including that every setting the proxy container gets is one the proxy
 //!   reads (`proxy/src/settings.rs`), so infrastructure and code cannot drift.
-//!   Nothing there talks to AWS or runs Terraform: it parses files.
+//!   Nothing there talks to AWS or runs Terraform: it parses files. It also
+//!   checks the CI roles' trust conditions and that the alert rules, the
+//!   CloudWatch alarms and `docs/runbook.md` agree.
+//! - `tests/workflows.rs` reads `.github/workflows/` and checks the deploy
+//!   pipeline's order and conditions, OIDC, permissions and pinned actions.
+//! - `tests/operations.rs` runs `scripts/smoke-test.sh` against the local
+//!   stack and checks that every metric the Grafana dashboard and the alert
+//!   rules name is exposed by the running binaries.
 //! - `tests/stack.rs`, `tests/production.rs`, `tests/prometheus.rs` start the
 //!   real `retainwise-proxy` and `retainwise-app` binaries (the app with its
 //!   worker), an HTTPS JWKS server, and for some tests PostgreSQL, moto (S3,

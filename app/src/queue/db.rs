@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Delivery, Queue, QueueError};
+use super::{Backlog, Delivery, Queue, QueueError};
 use crate::db::{Db, Engine, now_ms};
 use crate::domain::PredictionId;
 
@@ -163,6 +163,31 @@ impl Queue for DbQueue {
         .execute(&self.db.pool)
         .await?;
         Ok(())
+    }
+
+    async fn backlog(&self) -> Result<Backlog, QueueError> {
+        let now = now_ms();
+        // One pass over the jobs table; it holds only jobs not yet done.
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(CASE WHEN dead_at IS NULL AND visible_at <= $1 THEN 1 ELSE 0 END), 0) AS waiting, \
+               MIN(CASE WHEN dead_at IS NULL AND visible_at <= $1 THEN enqueued_at END) AS oldest, \
+               COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS dead \
+             FROM jobs",
+        )
+        .bind(now)
+        .fetch_one(&self.db.pool)
+        .await?;
+        let waiting: i64 = row.try_get("waiting")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        let dead: i64 = row.try_get("dead")?;
+        Ok(Backlog {
+            waiting: Some(waiting.max(0) as u64),
+            oldest_age: Some(Duration::from_millis(
+                oldest.map_or(0, |at| (now - at).max(0) as u64),
+            )),
+            dead: Some(dead.max(0) as u64),
+        })
     }
 
     async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {

@@ -34,6 +34,21 @@ pub struct Delivery {
     pub enqueued_at: Option<SystemTime>,
 }
 
+/// What is waiting in the queue, for the queue gauges
+/// ([`crate::metrics::queue_backlog`]). `None` where the backend cannot
+/// tell cheaply: SQS has no API for the oldest message's age (its
+/// CloudWatch metric `ApproximateAgeOfOldestMessage` has it), and its
+/// dead letters are in another queue the app does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    /// Jobs visible now, waiting for a worker (not the running ones).
+    pub waiting: Option<u64>,
+    /// Time since the oldest waiting job was queued; zero when none waits.
+    pub oldest_age: Option<Duration>,
+    /// Jobs that used every attempt and are kept for an operator.
+    pub dead: Option<u64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue database: {0}")]
@@ -67,4 +82,6 @@ pub trait Queue: Send + Sync + Debug {
     fn max_receives(&self) -> Option<u32> {
         None
     }
+    /// What is waiting now (see [`Backlog`]); one cheap query.
+    async fn backlog(&self) -> Result<Backlog, QueueError>;
 }

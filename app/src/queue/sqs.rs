@@ -11,7 +11,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 
-use super::{Delivery, Queue, QueueError};
+use super::{Backlog, Delivery, Queue, QueueError};
 use crate::domain::PredictionId;
 
 #[derive(Debug, Clone)]
@@ -189,5 +189,24 @@ impl Queue for SqsQueue {
 
     fn max_receives(&self) -> Option<u32> {
         self.max_receives
+    }
+
+    async fn backlog(&self) -> Result<Backlog, QueueError> {
+        let attrs = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(sqs_error)?;
+        let waiting = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok());
+        Ok(Backlog {
+            waiting,
+            ..Backlog::default()
+        })
     }
 }

@@ -50,6 +50,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut backoff = this.settings.poll_interval;
         tracing::info!(concurrency = this.settings.concurrency, "worker started");
+        let sampler = tokio::spawn(sample_backlog(this.queue.clone()));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -121,6 +122,7 @@ impl Worker {
                 );
             }
         }
+        sampler.abort();
         tracing::info!(
             running = tasks.len(),
             "worker stopping: finishing running jobs"
@@ -201,6 +203,25 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// How often the worker samples the queue for its gauges: half the
+/// CloudWatch agent's 30 s scrape interval, so every scrape sees a figure
+/// at most one sample old, for one cheap query per worker.
+const BACKLOG_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Keeps the queue gauges current (the worker sees queue lag only when it
+/// takes a job, which is exactly when nobody is taking them).
+async fn sample_backlog(queue: Arc<dyn Queue>) {
+    let mut every = tokio::time::interval(BACKLOG_SAMPLE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match queue.backlog().await {
+            Ok(backlog) => metrics::queue_backlog(&backlog),
+            Err(e) => tracing::warn!(error = %e, "sampling the queue backlog failed"),
+        }
+    }
 }
 
 async fn sleep_or_shutdown(d: std::time::Duration, shutdown: &mut watch::Receiver<bool>) {

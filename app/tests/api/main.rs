@@ -2,6 +2,7 @@
 //! `both_backends!` runs twice: `embedded::` (SQLite, local files, table
 //! queue) and `production::` (PostgreSQL, S3 and SQS on moto).
 
+mod backlog;
 mod helpers;
 mod isolation;
 mod postgres_restart;

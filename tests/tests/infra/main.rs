@@ -5,296 +5,26 @@
 //! `proxy/src/metrics.rs`), so infrastructure and code cannot drift apart.
 //!
 //! A tiny evaluator resolves what the checks need: `var.x` (its default),
-//! `local.x`, `jsonencode`, `concat`, `merge`, `tostring`, `tonumber` and
-//! `+`/`-`. Anything else is kept as its HCL text.
+//! `local.x`, string templates, `jsonencode`, `concat`, `merge`,
+//! `tostring`, `tonumber` and `+`/`-`. For plain comparisons anything else
+//! is kept as its HCL text; the policy checks evaluate strictly, so an
+//! expression the evaluator does not know fails them instead of passing
+//! unchecked, and a reference to another resource's attribute stays a
+//! marked unknown (`«aws_kms_key.data.arn»`).
+
+mod alerts;
+mod hcl_eval;
+mod policies;
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs;
-use std::sync::OnceLock;
 
-use hcl::expr::{BinaryOperator, Operation, TemplateExpr};
-use hcl::{Body, Expression, ObjectKey};
+use hcl::{Body, Expression};
 use retainwise_e2e::workspace_root;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-// --- reading infra/ --------------------------------------------------------------------
-
-struct Infra {
-    /// Every top-level block of every `.tf` file, with the file it came from.
-    blocks: Vec<(String, hcl::Block)>,
-    locals: HashMap<String, Expression>,
-    variables: HashMap<String, Body>,
-}
-
-fn infra() -> &'static Infra {
-    static INFRA: OnceLock<Infra> = OnceLock::new();
-    INFRA.get_or_init(|| {
-        let dir = workspace_root().join("infra");
-        let mut paths: Vec<_> = fs::read_dir(&dir)
-            .expect("infra/ exists")
-            .map(|e| e.expect("readable entry").path())
-            .filter(|p| p.extension().is_some_and(|x| x == "tf"))
-            .collect();
-        paths.sort();
-        assert!(!paths.is_empty(), "no .tf files in infra/");
-        let mut blocks = Vec::new();
-        for path in paths {
-            let text = fs::read_to_string(&path).expect("readable .tf file");
-            let body = hcl::parse(&text)
-                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
-            let file = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            for block in body.into_blocks() {
-                blocks.push((file.clone(), block));
-            }
-        }
-        let mut locals = HashMap::new();
-        let mut variables = HashMap::new();
-        for (_, block) in &blocks {
-            match block.identifier.as_str() {
-                "locals" => {
-                    for attr in block.body.attributes() {
-                        let old = locals.insert(attr.key.to_string(), attr.expr.clone());
-                        assert!(old.is_none(), "local.{} defined twice", attr.key);
-                    }
-                }
-                "variable" => {
-                    variables.insert(label(block, 0).to_owned(), block.body.clone());
-                }
-                _ => {}
-            }
-        }
-        Infra {
-            blocks,
-            locals,
-            variables,
-        }
-    })
-}
-
-fn label(block: &hcl::Block, i: usize) -> &str {
-    block.labels.get(i).map(|l| l.as_str()).unwrap_or("")
-}
-
-impl Infra {
-    /// `resource "<kind>" "<name>"` blocks, by name.
-    fn resources(&self, kind: &str) -> Vec<(&str, &Body)> {
-        self.of("resource", kind)
-    }
-
-    fn data(&self, kind: &str) -> Vec<(&str, &Body)> {
-        self.of("data", kind)
-    }
-
-    fn of(&self, identifier: &str, kind: &str) -> Vec<(&str, &Body)> {
-        self.blocks
-            .iter()
-            .filter(|(_, b)| b.identifier.as_str() == identifier && label(b, 0) == kind)
-            .map(|(_, b)| (label(b, 1), &b.body))
-            .collect()
-    }
-
-    fn resource(&self, kind: &str, name: &str) -> &Body {
-        self.resources(kind)
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| b)
-            .unwrap_or_else(|| panic!("resource {kind}.{name} is missing"))
-    }
-
-    /// An attribute of a body, evaluated.
-    fn attr(&self, body: &Body, key: &str) -> Value {
-        let expr = attr_expr(body, key).unwrap_or_else(|| panic!("attribute {key} is missing"));
-        self.eval(expr)
-    }
-
-    fn eval(&self, expr: &Expression) -> Value {
-        match expr {
-            Expression::Null => Value::Null,
-            Expression::Bool(b) => Value::Bool(*b),
-            Expression::Number(n) => serde_json::to_value(n).unwrap_or(Value::Null),
-            Expression::String(s) => Value::String(s.clone()),
-            Expression::Array(items) => Value::Array(items.iter().map(|e| self.eval(e)).collect()),
-            Expression::Object(object) => {
-                let mut map = Map::new();
-                for (key, value) in object {
-                    let key = match key {
-                        ObjectKey::Identifier(id) => id.to_string(),
-                        ObjectKey::Expression(e) => match self.eval(e) {
-                            Value::String(s) => s,
-                            other => other.to_string(),
-                        },
-                        other => other.to_string(),
-                    };
-                    map.insert(key, self.eval(value));
-                }
-                Value::Object(map)
-            }
-            Expression::TemplateExpr(t) => match t.as_ref() {
-                TemplateExpr::QuotedString(s) => Value::String(s.clone()),
-                TemplateExpr::Heredoc(h) => Value::String(h.template.clone()),
-            },
-            Expression::Parenthesis(inner) => self.eval(inner),
-            Expression::FuncCall(call) => {
-                let args: Vec<Value> = call.args.iter().map(|a| self.eval(a)).collect();
-                match (call.name.name.as_str(), args.as_slice()) {
-                    ("jsonencode" | "tostring" | "tonumber" | "toset", [one]) => {
-                        match (call.name.name.as_str(), one) {
-                            ("tostring", Value::Number(n)) => Value::String(n.to_string()),
-                            ("tonumber", Value::String(s)) => s
-                                .parse::<i64>()
-                                .map(Value::from)
-                                .unwrap_or_else(|_| one.clone()),
-                            _ => one.clone(),
-                        }
-                    }
-                    ("concat", _) if args.iter().all(Value::is_array) => Value::Array(
-                        args.iter()
-                            .flat_map(|a| a.as_array().cloned().unwrap_or_default())
-                            .collect(),
-                    ),
-                    ("merge", _) if args.iter().all(Value::is_object) => {
-                        let mut map = Map::new();
-                        for arg in &args {
-                            for (k, v) in arg.as_object().into_iter().flatten() {
-                                map.insert(k.clone(), v.clone());
-                            }
-                        }
-                        Value::Object(map)
-                    }
-                    _ => Value::String(expr.to_string()),
-                }
-            }
-            Expression::Operation(op) => match op.as_ref() {
-                Operation::Binary(bin) => {
-                    let (l, r) = (self.eval(&bin.lhs_expr), self.eval(&bin.rhs_expr));
-                    match (l.as_i64(), r.as_i64(), &bin.operator) {
-                        (Some(l), Some(r), BinaryOperator::Plus) => json!(l + r),
-                        (Some(l), Some(r), BinaryOperator::Minus) => json!(l - r),
-                        _ => Value::String(expr.to_string()),
-                    }
-                }
-                Operation::Unary(_) => Value::String(expr.to_string()),
-            },
-            Expression::Traversal(_) => {
-                let text = expr.to_string();
-                if let Some(name) = text.strip_prefix("local.")
-                    && let Some(local) = self.locals.get(name)
-                {
-                    return self.eval(local);
-                }
-                if let Some(name) = text.strip_prefix("var.")
-                    && let Some(default) = self
-                        .variables
-                        .get(name)
-                        .and_then(|v| attr_expr(v, "default"))
-                {
-                    return self.eval(default);
-                }
-                Value::String(text)
-            }
-            _ => Value::String(expr.to_string()),
-        }
-    }
-
-    fn var_default(&self, name: &str) -> Value {
-        let expr = self
-            .variables
-            .get(name)
-            .and_then(|v| attr_expr(v, "default"))
-            .unwrap_or_else(|| panic!("variable {name} has a default"));
-        self.eval(expr)
-    }
-
-    /// The container definitions of an ECS task definition, by name.
-    fn containers(&self, task: &str) -> Vec<Value> {
-        let body = self.resource("aws_ecs_task_definition", task);
-        match self.attr(body, "container_definitions") {
-            Value::Array(items) => items,
-            other => panic!("container_definitions of {task} is not a list: {other}"),
-        }
-    }
-
-    fn container(&self, task: &str, name: &str) -> Value {
-        self.containers(task)
-            .into_iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("task {task} has no container {name}"))
-    }
-}
-
-fn attr_expr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
-    body.attributes()
-        .find(|a| a.key.as_str() == key)
-        .map(|a| &a.expr)
-}
-
-fn blocks<'a>(body: &'a Body, identifier: &'a str) -> impl Iterator<Item = &'a Body> + 'a {
-    body.blocks()
-        .filter(move |b| b.identifier.as_str() == identifier)
-        .map(|b| &b.body)
-}
-
-fn block<'a>(body: &'a Body, identifier: &str) -> &'a Body {
-    body.blocks()
-        .find(|b| b.identifier.as_str() == identifier)
-        .map(|b| &b.body)
-        .unwrap_or_else(|| panic!("block {identifier} is missing"))
-}
-
-/// `environment = [{ name, value }]` of a container, as a map.
-fn environment(container: &Value) -> HashMap<String, Value> {
-    container["environment"]
-        .as_array()
-        .unwrap_or_else(|| panic!("container {} has no environment list", container["name"]))
-        .iter()
-        .map(|e| {
-            let name = e["name"].as_str().expect("env entry has a name").to_owned();
-            (name, e["value"].clone())
-        })
-        .collect()
-}
-
-fn read(path: &str) -> String {
-    fs::read_to_string(workspace_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Every upper-case string literal in `proxy/src/settings.rs`'s `KEYS`
-/// table: the environment names the proxy reads, keyed by setting.
-fn proxy_env_names() -> HashMap<String, String> {
-    let source = read("proxy/src/settings.rs");
-    let start = source
-        .find("const KEYS")
-        .expect("proxy/src/settings.rs has a KEYS table");
-    let table = &source[start..];
-    let table = &table[..table.find("];").expect("the KEYS table ends with ];")];
-    // String literals in order: a lower-case one names the setting, the
-    // upper-case ones after it are its environment names.
-    let mut names = HashMap::new();
-    let mut key = String::new();
-    for literal in table.split('"').skip(1).step_by(2) {
-        if literal.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-            key = literal.to_owned();
-        } else if literal.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
-            names.insert(literal.to_owned(), key.clone());
-        }
-    }
-    assert!(names.len() > 10, "read too few names from KEYS: {names:?}");
-    names
-}
-
-fn as_i64(value: &Value) -> i64 {
-    match value {
-        Value::Number(n) => n.as_i64().expect("an integer"),
-        Value::String(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("{s:?} is not a number")),
-        other => panic!("{other} is not a number"),
-    }
-}
+use hcl_eval::{
+    as_i64, attr_expr, block, blocks, environment, infra, label, proxy_env_names, read,
+};
 
 // --- state ------------------------------------------------------------------------------
 
@@ -448,7 +178,7 @@ fn app_containers_use_the_app_settings() {
         "QUEUE_URL",
         "AWS_ENDPOINT_URL",
     ];
-    let app_settings = fs::read_to_string(workspace_root().join("app/src/settings.rs")).ok();
+    let app_settings = read("app/src/settings.rs");
     for (task, container) in [("web", "app"), ("worker", "worker"), ("migrate", "migrate")] {
         let c = infra().container(task, container);
         let env = environment(&c);
@@ -459,13 +189,10 @@ fn app_containers_use_the_app_settings() {
                 known,
                 "{task}/{container} sets {name}, which the app does not read"
             );
-            // Once the app's settings module is in the tree, every APP_ name
-            // must be one it reads.
-            if let Some(source) = &app_settings
-                && name.starts_with("APP_")
-            {
+            // Every APP_ name must be one the app's settings module reads.
+            if name.starts_with("APP_") {
                 assert!(
-                    source.contains(&format!("\"{name}\"")),
+                    app_settings.contains(&format!("\"{name}\"")),
                     "{task}/{container} sets {name}, which app/src/settings.rs does not read"
                 );
             }
@@ -763,123 +490,6 @@ fn database_is_private_encrypted_backed_up_and_its_password_is_in_secrets_manage
             !(lower.contains("password") || lower.contains("secret")),
             "variable {name}: credentials never come from plain variables"
         );
-    }
-}
-
-// --- IAM -----------------------------------------------------------------------------------
-
-/// Actions that have no resource type, so AWS requires `"*"` as their resource.
-const RESOURCELESS_ACTIONS: &[&str] = &[
-    "ecr:GetAuthorizationToken",
-    "ecs:ListTasks",
-    "ecs:DescribeTaskDefinition",
-];
-
-#[test]
-fn no_policy_allows_a_wildcard_action_or_data_on_a_wildcard_resource() {
-    let infra = infra();
-    let docs = infra.data("aws_iam_policy_document");
-    assert!(docs.len() > 5);
-    for (doc, body) in docs {
-        for statement in blocks(body, "statement") {
-            let effect = attr_expr(statement, "effect").map(|e| infra.eval(e));
-            if effect.as_ref().is_some_and(|e| e == "Deny") {
-                // A wildcard in a Deny widens the protection.
-                continue;
-            }
-            let sid = attr_expr(statement, "sid").map(|e| infra.eval(e));
-            let actions = infra.attr(statement, "actions");
-            let resources = attr_expr(statement, "resources").map(|e| infra.eval(e));
-            // The one exception: the key policy's standard statement that
-            // lets the account's IAM decide who uses the key.
-            if doc == "kms_data" && sid == Some(json!("AccountAdministersThroughIam")) {
-                continue;
-            }
-            for action in actions.as_array().expect("actions is a list") {
-                let action = action.as_str().unwrap_or_default();
-                assert!(!action.contains('*'), "{doc}: wildcard action {action}");
-                let wildcard_resource = resources
-                    .as_ref()
-                    .is_some_and(|r| r.as_array().is_some_and(|r| r.iter().any(|x| x == "*")));
-                let in_key_policy = doc == "kms_data";
-                if wildcard_resource && !in_key_policy {
-                    assert!(
-                        RESOURCELESS_ACTIONS.contains(&action),
-                        "{doc}: {action} on resource \"*\""
-                    );
-                }
-            }
-        }
-    }
-    // Every inline policy is one of those documents, not hand-written JSON.
-    for (name, body) in infra.resources("aws_iam_role_policy") {
-        let policy = attr_expr(body, "policy").expect("policy").to_string();
-        assert!(
-            policy.starts_with("data.aws_iam_policy_document."),
-            "aws_iam_role_policy.{name} uses a checked policy document"
-        );
-    }
-    for (name, body) in infra.resources("aws_iam_role_policy_attachment") {
-        let arn = infra.attr(body, "policy_arn").to_string();
-        assert!(
-            !arn.contains("FullAccess")
-                && !arn.contains("AdministratorAccess")
-                && !arn.contains("PowerUser"),
-            "{name} attaches a broad managed policy: {arn}"
-        );
-    }
-    assert!(
-        infra.resources("aws_iam_policy").is_empty(),
-        "no standalone policies to audit"
-    );
-}
-
-#[test]
-fn task_roles_get_the_data_actions_their_code_needs() {
-    let infra = infra();
-    let actions = |doc: &str| -> BTreeSet<String> {
-        let body = infra
-            .data("aws_iam_policy_document")
-            .into_iter()
-            .find(|(n, _)| *n == doc)
-            .expect("doc")
-            .1;
-        blocks(body, "statement")
-            .flat_map(|s| {
-                infra
-                    .attr(s, "actions")
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect()
-    };
-    let web = actions("web_task");
-    for a in ["s3:PutObject", "s3:GetObject", "sqs:SendMessage"] {
-        assert!(web.contains(a), "web task may {a}");
-    }
-    for a in ["sqs:ReceiveMessage", "sqs:DeleteMessage"] {
-        assert!(!web.contains(a), "web task may not {a}");
-    }
-    let worker = actions("worker_task");
-    for a in [
-        "s3:GetObject",
-        "s3:PutObject",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-    ] {
-        assert!(worker.contains(a), "worker may {a}");
-    }
-    assert!(!worker.contains("sqs:SendMessage"), "worker may not send");
-    let execution = actions("execution");
-    for a in [
-        "ecr:BatchGetImage",
-        "logs:PutLogEvents",
-        "secretsmanager:GetSecretValue",
-    ] {
-        assert!(execution.contains(a), "execution role may {a}");
     }
 }
 

@@ -211,10 +211,21 @@ async fn the_upstream_records_every_header_line_and_hashes_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn eventually_waits_for_a_condition() {
-    let start = std::time::Instant::now();
-    eventually("half a second passed", async || {
-        start.elapsed() > Duration::from_millis(500)
+async fn eventually_polls_until_the_condition_holds() {
+    let mut polls = 0;
+    eventually("the fifth poll", async || {
+        polls += 1;
+        polls == 5
     })
     .await;
+    assert_eq!(
+        polls, 5,
+        "eventually stopped polling once the condition held"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[should_panic(expected = "timed out after")]
+async fn eventually_fails_the_test_when_the_condition_never_holds() {
+    eventually_within(Duration::from_millis(200), "never", async || false).await;
 }

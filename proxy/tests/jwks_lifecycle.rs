@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::jwks::jwks_of;
@@ -300,12 +300,13 @@ async fn a_removed_key_stops_working_after_the_next_refresh() {
     assert_eq!(status_for(&proxy, &token_b).await, 200);
 
     jwks.serve(&[key_a()]);
-    let removed_at = Instant::now();
+    let fetches = jwks.fetches();
     eventually("the same token B is refused", async || {
         status_for(&proxy, &token_b).await == 401
     })
     .await;
 
-    assert!(removed_at.elapsed() < Duration::from_secs(5));
+    // Refused because a scheduled refresh fetched the new set.
+    assert!(jwks.fetches() > fetches);
     assert_eq!(status_for(&proxy, &valid_token(key_a())).await, 200);
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -32,7 +32,6 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     .await;
 
     proxy.sigterm();
-    let signalled = Instant::now();
 
     eventually_within(
         Duration::from_secs(1),
@@ -49,9 +48,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
         async || tokio::net::TcpStream::connect(proxy.data).await.is_err(),
     )
     .await;
+    // The listener closed while all four requests were still in flight.
     assert!(
-        signalled.elapsed() < Duration::from_secs(3),
-        "the listener closed before the in-flight requests finished"
+        in_flight.try_join_next().is_none(),
+        "an in-flight request finished before the listener closed"
     );
 
     while let Some(reply) = in_flight.join_next().await {
@@ -98,13 +98,15 @@ async fn the_drain_timeout_bounds_how_long_shutdown_waits() {
     .await;
 
     proxy.sigterm();
-    let signalled = Instant::now();
-    proxy.wait_exit(Duration::from_secs(5)).await;
+    let status = proxy.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "exit status {status}");
 
+    // The proxy exited while the upstream was still holding the request
+    // (it answers after 30 s): the drain time, not the request, ended it.
+    let stuck = stuck.await.expect("request task");
     assert!(
-        signalled.elapsed() < Duration::from_secs(4),
-        "exited {:?} after SIGTERM with a 1 s drain timeout",
-        signalled.elapsed()
+        stuck.is_err(),
+        "the stuck request completed: {:?}",
+        stuck.map(|r| r.status())
     );
-    stuck.abort();
 }

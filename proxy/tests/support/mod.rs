@@ -40,30 +40,10 @@ pub use tokens::{
     AZP, ISSUER, TokenBuilder, clerk_claims, encode_parts, mint_token, now, token, valid_token,
 };
 pub use upstream::{Seen, Upstream, start_upstream};
-
-/// How long `eventually` waits before failing the test.
-pub const EVENTUALLY: Duration = Duration::from_secs(10);
-
-/// Polls `check` until it returns true, failing the test with `what` after
-/// [`EVENTUALLY`]. Use instead of fixed sleeps.
-pub async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
-    eventually_within(EVENTUALLY, what, check).await;
-}
-
-/// [`eventually`] with an explicit deadline.
-pub async fn eventually_within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+// The parts every suite shares live in the workspace's test harness.
+pub use retainwise_testkit::{
+    EVENTUALLY, Reply, TempDir, eventually, eventually_within, free_port, hex, send,
+};
 
 /// Runs `future`, failing the test if it takes longer than `limit`.
 pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
@@ -72,110 +52,14 @@ pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output =
         .unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
 }
 
-/// A response, read completely.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
-    /// The single value of a header, as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("header value is text"))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON; fails the test with the body when it is not JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
-    }
-
-    /// The `error` field of a JSON error body.
-    pub fn error(&self) -> String {
-        self.json()["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no \"error\" string in {:?}", self.text()))
-            .to_owned()
-    }
-}
-
-/// Sends a reqwest request and reads the whole response.
-pub async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.expect("request reaches the proxy");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.expect("response body is read");
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// A directory under the system temp dir, removed on drop.
-#[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "retainwise-proxy-tests-{}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&path).expect("temp dir is created");
-        Self { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Writes `contents` to `name` inside the directory and returns its path.
-    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path.join(name);
-        std::fs::write(&path, contents).expect("temp file is written");
-        path
-    }
-}
-
-impl Default for TempDir {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A port on 127.0.0.1 that nothing listens on (bound, then released).
 pub fn closed_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr")
+    free_port()
 }
 
 /// A fresh request id, to find a request's log line.

@@ -50,6 +50,7 @@ pub mod evaluate;
 pub mod features;
 pub mod logistic;
 pub mod model;
+pub mod records;
 pub mod schema;
 pub mod score;
 pub mod split;

@@ -51,6 +51,8 @@ pub mod features;
 pub mod logistic;
 pub mod model;
 pub mod records;
+pub mod decode;
+pub mod xlsx;
 pub mod schema;
 pub mod score;
 pub mod split;

@@ -34,9 +34,10 @@ FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 LABEL org.opencontainers.image.title="retainwise-app" \
       org.opencontainers.image.description="RetainWise app: uploads, prediction worker, migrations"
 COPY --from=build /out/retainwise-app /usr/local/bin/retainwise-app
-# The shipped churn model is compiled into the binary; this copy is for
-# operators (inspect it, or score offline with `retainwise-app score`).
-COPY app/model/churn-model.json /app/model/churn-model.json
+# The shipped churn model (retainwise-churn's app/churn/model/) is compiled
+# into the binary; this copy is for operators (inspect it, or score offline
+# with `retainwise-app score --model`).
+COPY app/churn/model/churn-model.json /app/model/churn-model.json
 WORKDIR /app
 USER 65532:65532
 # The app listens on 127.0.0.1:3000 (only the proxy in the same task reaches

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::evaluate::{self, Evaluation};
-use crate::model::ModelFile;
-use crate::score::{self, Scorer};
-use crate::train::{self, Dataset, Family, TrainConfig};
+use retainwise_churn::evaluate::{self, Evaluation};
+use retainwise_churn::model::ModelFile;
+use retainwise_churn::score::{self, Scorer};
+use retainwise_churn::train::{self, Dataset, Family, TrainConfig};
 
 /// RetainWise churn model: train, evaluate and score customer CSVs.
 #[derive(Debug, Parser)]
@@ -156,7 +156,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> CliResult {
 
 fn load_model(path: Option<&Path>) -> Result<ModelFile, Box<dyn Error>> {
     Ok(match path {
-        Some(p) => ModelFile::load(p)?,
+        Some(p) => {
+            let file = fs::File::open(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            ModelFile::from_reader(std::io::BufReader::new(file))
+                .map_err(|e| format!("{}: {e}", p.display()))?
+        }
         None => ModelFile::shipped()?,
     })
 }

@@ -1,63 +1,43 @@
-//! # RetainWise app: the churn model
+//! # retainwise-app: the RetainWise churn service
 //!
-//! Scores each customer's risk of churning, with the reasons behind it.
-//! Today this crate is the model: training, evaluation and scoring of
-//! customer CSVs in the IBM Telco churn layout. The upload API and the
-//! worker (next) build a [`score::Scorer`] once from
-//! [`model::ModelFile::shipped`], then call [`score::score_csv`] (parse
-//! everything, then score and write row by row), or the parts:
-//! [`schema::read_customers`], the pure [`score::score_rows`], and
-//! [`score::ScoreWriter`].
+//! Takes customer CSVs over HTTP, queues a churn prediction, scores every
+//! row in a worker and serves the scored CSV; and the `retainwise-app`
+//! command line (`train`, `evaluate`, `score`, `compare`, `serve`,
+//! `worker`, `migrate`, `healthcheck`). The model itself (reading CSVs,
+//! training, scoring) is the `retainwise_churn` crate; this crate gives it
+//! files, storage, a database, a queue and an HTTP API.
 //!
 //! ## What it does
-//! - Reads customer CSVs with forgiving headers (`customerID`,
-//!   `customer_id`, `Customer Id`) and strict values ([`schema`]).
-//! - Trains a seeded, reproducible model: logistic regression, shallow
-//!   gradient-boosted trees, or a blend of both ([`train`]), on a
-//!   stratified split by customer that keeps a test part unseen ([`split`]).
-//! - Writes the model as versioned JSON ([`model`]) and ships one,
-//!   compiled into the binary ([`model::ModelFile::shipped`]).
-//! - Scores rows to a probability, a risk level and the three factors
-//!   behind it, exactly: baseline + contributions = logit ([`score`]).
-//! - Measures models: ROC AUC, PR AUC, log loss, Brier, calibration
-//!   ([`evaluate`]).
+//! - Accepts uploads on `POST /api/uploads`, checks them while streaming
+//!   them to storage ([`ingest`], [`http`]), and records each upload and
+//!   prediction per user ([`db`]: SQLite or PostgreSQL).
+//! - Queues predictions ([`queue`]: the database or SQS) for a worker that
+//!   scores them with the shipped model ([`worker`], [`scoring`]) and
+//!   stores the result ([`storage`]: a directory or S3).
+//! - Exposes its health and Prometheus metrics ([`metrics`],
+//!   [`healthcheck`]) and reads its settings from `APP_*` variables
+//!   ([`settings`]).
+//! - Runs the model's offline commands on local files ([`cli`]).
 //!
 //! ## What it refuses to do
-//! - Guess at bad input: an unknown category, a negative or non-numeric
-//!   number, a missing required column is an error naming row and column,
-//!   never a silently imputed value. Only *absent* optional values are
-//!   imputed, the way training did.
-//! - Score with a model file written for a different feature layout or
-//!   schema version.
-//! - Use threads, clocks or unseeded randomness in training: the same data
-//!   and seed give the same model file, byte for byte.
-//! - Touch tokens or users: the app never sees a credential.
+//! - Trust anything but the proxy: the caller is whatever `X-User-Id` says,
+//!   so it listens on loopback unless told the exposure is deliberate, and
+//!   another user's upload or prediction is a 404.
+//! - Queue a file the model would refuse: the upload is parsed before it is
+//!   accepted, with the same reader the worker uses.
+//! - See a token or a credential.
 //!
 //! ## Design
 //! ```text
-//!  CSV bytes ─▶ schema ─▶ CustomerRow ─▶ features ─▶ [f64; N] ─▶ estimator ─▶ score ─▶ CSV
-//!                                          ▲ preprocessing        ▲ weights/trees
-//!                                          └──── model file (JSON) ┘
+//!  proxy ──X-User-Id──▶ http ──▶ ingest ──▶ storage (uploads/ID.csv)
+//!                                  │  └──▶ db (uploads, predictions)
+//!                                  └──▶ queue ──▶ worker ──▶ scoring ──▶ storage (results/ID.csv), db
 //! ```
-//! I/O stays at the edges ([`cli`]); everything else is pure functions over
-//! bytes, rows and structs.
+//! [`startup`] wires the parts from [`settings`]; [`commands`] and [`cli`]
+//! are the binary's entry points.
 #![forbid(unsafe_code)]
 
-pub mod additive;
-pub mod boost;
 pub mod cli;
-pub mod evaluate;
-pub mod features;
-pub mod logistic;
-pub mod model;
-pub mod records;
-pub mod decode;
-pub mod xlsx;
-pub mod schema;
-pub mod score;
-pub mod split;
-pub mod train;
-// The service: upload API, database, storage, queue and worker.
 pub mod commands;
 pub mod db;
 pub mod domain;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::{HEADER, csv_text, customer, without};
-use retainwise_app::evaluate::Evaluation;
-use retainwise_app::model::{ModelFile, SHIPPED_JSON};
+use retainwise_churn::evaluate::Evaluation;
+use retainwise_churn::model::{ModelFile, SHIPPED_JSON};
 
 fn app(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retainwise-app"))
@@ -54,7 +54,7 @@ fn train_reproduces_the_shipped_model_bit_for_bit() {
     let written = std::fs::read_to_string(&out).expect("model written");
     assert!(
         written == SHIPPED_JSON,
-        "`retainwise-app train` no longer reproduces app/model/churn-model.json"
+        "`retainwise-app train` no longer reproduces app/churn/model/churn-model.json"
     );
 }
 

@@ -1125,12 +1125,12 @@ fn app_image_is_multi_stage_distroless_non_root_and_carries_the_model() {
     assert!(
         d.runtime()
             .iter()
-            .any(|l| l == "COPY app/model/churn-model.json /app/model/churn-model.json"),
+            .any(|l| l == "COPY app/churn/model/churn-model.json /app/model/churn-model.json"),
         "the app image carries the shipped model at /app/model/churn-model.json"
     );
     assert!(
         workspace_root()
-            .join("app/model/churn-model.json")
+            .join("app/churn/model/churn-model.json")
             .is_file()
     );
 }

@@ -5,9 +5,9 @@
 use std::io::{Read, Write};
 
 use super::{FileScorer, ScoringError, Summary};
-use crate::model::{ModelError, ModelFile};
-use crate::schema::{CustomerReader, SchemaError};
-use crate::score::{ScoreSummary, ScoreWriter, Scorer};
+use retainwise_churn::model::{ModelError, ModelFile};
+use retainwise_churn::schema::{CustomerReader, SchemaError};
+use retainwise_churn::score::{ScoreSummary, ScoreWriter, Scorer};
 
 #[derive(Debug, Clone)]
 pub struct Churn {

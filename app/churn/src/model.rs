@@ -7,12 +7,10 @@
 //! round-trip floats, no timestamps), so training twice on the same data
 //! with the same settings gives the same bytes.
 //!
-//! The shipped model, `app/model/churn-model.json`, is compiled into the
-//! binary ([`ModelFile::shipped`]): the binary needs no file beside it, and
+//! The shipped model, `app/churn/model/churn-model.json`, is compiled into
+//! the crate ([`ModelFile::shipped`]): the binary needs no file beside it, and
 //! the model it scores with is the one reviewed with the code. `--model`
 //! overrides it.
-
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -182,11 +180,8 @@ pub struct ModelFile {
 /// Why a model file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("reading model file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("reading the model file: {0}")]
+    Read(#[source] std::io::Error),
     #[error("model file is not valid JSON for this version: {0}")]
     Json(#[from] serde_json::Error),
     #[error("not a RetainWise model file (format {0:?})")]
@@ -221,12 +216,12 @@ impl ModelFile {
         Ok(model)
     }
 
-    /// Reads a model file from disk.
-    pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let json = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+    /// Reads and checks a model file from `reader` (the caller opens the
+    /// file: this crate does no I/O of its own). Not UTF-8 is a
+    /// [`ModelError::Read`].
+    pub fn from_reader(mut reader: impl std::io::Read) -> Result<Self, ModelError> {
+        let mut json = String::new();
+        reader.read_to_string(&mut json).map_err(ModelError::Read)?;
         Self::from_json(&json)
     }
 

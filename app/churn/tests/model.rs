@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use retainwise_app::evaluate::roc_auc;
-use retainwise_app::features::{N_FEATURES, N_GROUPS, feature_groups};
-use retainwise_app::model::{ModelFile, SHIPPED_JSON};
-use retainwise_app::score::Scorer;
-use retainwise_app::train::{Dataset, TrainConfig, train};
+use retainwise_churn::evaluate::roc_auc;
+use retainwise_churn::features::{N_FEATURES, N_GROUPS, feature_groups};
+use retainwise_churn::model::{ModelFile, SHIPPED_JSON};
+use retainwise_churn::score::Scorer;
+use retainwise_churn::train::{Dataset, TrainConfig, train};
 
 fn data() -> &'static Dataset {
     static DATA: OnceLock<Dataset> = OnceLock::new();
@@ -95,7 +95,7 @@ fn training_is_deterministic_and_reproduces_the_shipped_model() {
     );
     assert!(
         again.to_json() == SHIPPED_JSON,
-        "app/model/churn-model.json is not what `retainwise-app train` produces from the \
+        "app/churn/model/churn-model.json is not what `retainwise-app train` produces from the \
          Telco data with the default settings; retrain it (see app/README.md)"
     );
 }
@@ -184,7 +184,7 @@ fn contributions_plus_baseline_reproduce_the_logit() {
 
 #[test]
 fn each_family_trains_and_scores_sensibly() {
-    use retainwise_app::train::Family;
+    use retainwise_churn::train::Family;
     for family in [Family::Logistic, Family::Boosted] {
         let config = TrainConfig {
             family,

@@ -1,7 +1,7 @@
 //! End-to-end scoring throughput: parse + score + write of a 100,000-row
 //! customer CSV with the shipped model, on one thread.
 //!
-//! Run: `cargo bench -p retainwise-app --bench score`. Rows per second is
+//! Run: `cargo bench -p retainwise-churn --bench score`. Rows per second is
 //! criterion's "thrpt" line (elements/s). Target: ≥ 500,000 rows/s.
 //!
 //! Each benchmark runs twice: `wall/…` measures wall-clock time (criterion's
@@ -14,9 +14,9 @@ use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use retainwise_app::model::ModelFile;
-use retainwise_app::schema::CATEGORIES;
-use retainwise_app::score::{self, Scorer};
+use retainwise_churn::model::ModelFile;
+use retainwise_churn::schema::CATEGORIES;
+use retainwise_churn::score::{self, Scorer};
 
 const ROWS: usize = 100_000;
 
@@ -123,12 +123,12 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
         });
     });
     // The three stages alone, to see where the time goes.
-    let rows = retainwise_app::schema::read_customers(input.as_slice())
+    let rows = retainwise_churn::schema::read_customers(input.as_slice())
         .expect("synthetic rows are valid")
         .rows;
     let scores = score::score_rows(&scorer, &rows);
     group.bench_function("parse only", |b| {
-        b.iter(|| retainwise_app::schema::read_customers(black_box(input.as_slice())))
+        b.iter(|| retainwise_churn::schema::read_customers(black_box(input.as_slice())))
     });
     group.bench_function("score only", |b| {
         b.iter(|| score::score_rows(&scorer, black_box(&rows)))

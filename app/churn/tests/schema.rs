@@ -4,11 +4,11 @@
 mod common;
 
 use common::{HEADER, csv_text, customer, with, without};
-use retainwise_app::model::ModelFile;
-use retainwise_app::schema::{CONTRACT, SchemaError, read_customers};
-use retainwise_app::score::{Scorer, score_csv};
+use retainwise_churn::model::ModelFile;
+use retainwise_churn::schema::{CONTRACT, SchemaError, read_customers};
+use retainwise_churn::score::{Scorer, score_csv};
 
-fn parse(text: &str) -> Result<retainwise_app::schema::Customers, SchemaError> {
+fn parse(text: &str) -> Result<retainwise_churn::schema::Customers, SchemaError> {
     read_customers(text.as_bytes())
 }
 

@@ -10,7 +10,7 @@
 //! whole into memory, at most [`crate::decode::MAX_WORKBOOK_BYTES`]; the
 //! text is built whole too, at most the decoded limit.
 
-use std::io::{self, Cursor, Read};
+use std::io::{Cursor, Read};
 
 use calamine::{DataRef, Reader, Xlsx};
 
@@ -126,6 +126,7 @@ fn push_field(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[test]
     fn numbers_read_as_a_spreadsheet_shows_them() {

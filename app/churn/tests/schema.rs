@@ -162,7 +162,7 @@ fn an_empty_file_is_an_error_and_a_header_alone_is_no_rows() {
     assert!(parsed.rows.is_empty());
 
     let mut out = Vec::new();
-    let summary = score_csv(&scorer(), HEADER.join(",").as_bytes(), &mut out).expect("scores");
+    let (summary, _) = score_csv(&scorer(), HEADER.join(",").as_bytes(), &mut out).expect("scores");
     assert_eq!(summary.rows, 0);
     assert_eq!(
         String::from_utf8(out).expect("utf-8"),
@@ -283,7 +283,7 @@ fn missing_optional_columns_are_imputed_as_training_did() {
 #[test]
 fn the_output_names_the_factors_a_person_can_read() {
     let mut out = Vec::new();
-    let summary = score_csv(
+    let (summary, _) = score_csv(
         &scorer(),
         csv_text(&HEADER, &[customer("7590-VHVEG")], "\n").as_bytes(),
         &mut out,

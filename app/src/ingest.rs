@@ -70,8 +70,7 @@ where
     let mut writer = state.storage.writer(&key).await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
     let scorer = state.scorer.clone();
-    let validation =
-        tokio::task::spawn_blocking(move || scorer.check(&mut ChannelReader::new(rx)));
+    let validation = tokio::task::spawn_blocking(move || scorer.check(&mut ChannelReader::new(rx)));
 
     let streamed = stream_into(state.max_upload_bytes, body, &tx, &mut writer).await;
     drop(tx);

@@ -10,7 +10,7 @@
 //! `N`-th record after the header, blank ones included, so it is the
 //! spreadsheet's row `N + 1`; lines are as a text editor shows them.
 //!
-//! A customer id may appear once. The check keeps every id once, in one
+//! When scoring, a customer id may appear once. The check keeps every id once, in one
 //! byte arena, and a table of 32-bit indexes into it keyed by the id's
 //! 64-bit hash: a hit is confirmed by comparing the ids themselves, so a
 //! hash collision is never reported as a duplicate, and the whole costs
@@ -28,9 +28,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use crate::decode::{self, Container, DecodeError};
 use crate::records::{Record, RecordError, RecordReader};
 use crate::report::{IngestReport, LikelyMistake, looks_like};
-use crate::schema::{
-    CustomerRow, Field, HeaderMap, N_CATEGORIES, Purpose, SchemaError,
-};
+use crate::schema::{CustomerRow, Field, HeaderMap, N_CATEGORIES, Purpose, SchemaError};
 
 /// Streams [`CustomerRow`]s out of a customer file, one record at a time.
 ///
@@ -205,7 +203,10 @@ impl<'a> CustomerReader<'a> {
             }
             let len = self.record.len();
             let trailing_empty = len == self.width + 1
-                && self.record.get(self.width).is_some_and(|f| f.trim().is_empty());
+                && self
+                    .record
+                    .get(self.width)
+                    .is_some_and(|f| f.trim().is_empty());
             if len > self.width && !trailing_empty {
                 return Err(SchemaError::BadRecord {
                     row: self.row,
@@ -216,7 +217,11 @@ impl<'a> CustomerReader<'a> {
             let row = self
                 .header
                 .parse_row(&self.record, self.row, line, self.decimal_comma)?;
-            if let Some((first_row, first_line)) = self.seen.insert(&row.customer_id, self.row, line)
+            // Training drops repeated customers itself (see `train`); a file
+            // to score must name each customer once.
+            if self.purpose == Purpose::Score
+                && let Some((first_row, first_line)) =
+                    self.seen.insert(&row.customer_id, self.row, line)
             {
                 return Err(SchemaError::DuplicateId {
                     id: row.customer_id,

@@ -234,7 +234,9 @@ impl<R: io::Read> RecordReader<R> {
                     _ => {}
                 }
                 bytes.push(b);
-                if bytes.len() - quote_start > MAX_QUOTED_FIELD_BYTES || bytes.len() > MAX_RECORD_BYTES {
+                if bytes.len() - quote_start > MAX_QUOTED_FIELD_BYTES
+                    || bytes.len() > MAX_RECORD_BYTES
+                {
                     return Err(shape(
                         quote_line,
                         format!(
@@ -355,8 +357,19 @@ mod tests {
 
     #[test]
     fn the_delimiter_comes_from_the_header_line() {
-        for (text, d) in [("a;b;c\n", b';'), ("a\tb\n", b'\t'), ("a,b;c,d\n", b','), ("a\n", b',')] {
-            assert_eq!(RecordReader::new(text.as_bytes()).expect("reads").delimiter(), d, "{text:?}");
+        for (text, d) in [
+            ("a;b;c\n", b';'),
+            ("a\tb\n", b'\t'),
+            ("a,b;c,d\n", b','),
+            ("a\n", b','),
+        ] {
+            assert_eq!(
+                RecordReader::new(text.as_bytes())
+                    .expect("reads")
+                    .delimiter(),
+                d,
+                "{text:?}"
+            );
         }
         // A delimiter inside a quoted header cell does not count.
         let reader = RecordReader::new("\"a;b;c\",d,e\n".as_bytes()).expect("reads");
@@ -370,7 +383,11 @@ mod tests {
             match reader.read(&mut record) {
                 Ok(true) => {}
                 Ok(false) => panic!("no error in {text:?}"),
-                Err(RecordError::Shape { record, line, message }) => return (record, line, message),
+                Err(RecordError::Shape {
+                    record,
+                    line,
+                    message,
+                }) => return (record, line, message),
                 Err(e) => panic!("{e}"),
             }
         }

@@ -218,7 +218,9 @@ pub enum SchemaError {
         line: u64,
         message: String,
     },
-    #[error("rows {first_row} (line {first_line}) and {row} (line {line}) have the same customerID {id:?}; each customer must appear once")]
+    #[error(
+        "rows {first_row} (line {first_line}) and {row} (line {line}) have the same customerID {id:?}; each customer must appear once"
+    )]
     DuplicateId {
         id: String,
         first_row: u64,
@@ -272,7 +274,8 @@ impl HeaderMap {
                 continue;
             }
             let known = wanted.iter().position(|w| *w == key);
-            let known = known.filter(|k| !(purpose == Purpose::Score && FIELDS[*k] == Field::Churn));
+            let known =
+                known.filter(|k| !(purpose == Purpose::Score && FIELDS[*k] == Field::Churn));
             match known {
                 Some(k) => {
                     if let Some(first) = &originals[k] {

@@ -17,8 +17,8 @@ use crate::features::{
     self, Encoder, GROUP_MONTHLY, GROUP_TENURE, N_FEATURES, N_GROUPS, Preprocessing,
 };
 use crate::logistic::sigmoid;
-use crate::report::IngestReport;
 use crate::model::{Estimator, ModelError, ModelFile, RiskThresholds};
+use crate::report::IngestReport;
 use crate::schema::{self, CATEGORIES, CustomerRow, N_CATEGORIES, SchemaError};
 
 /// How many factors each score reports.

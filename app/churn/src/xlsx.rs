@@ -19,9 +19,7 @@ use crate::decode::{DecodeError, MAX_WORKBOOK_BYTES};
 /// Reads the workbook and returns its first sheet as CSV text.
 pub fn first_sheet(input: impl Read, max_text: u64) -> Result<Cursor<Vec<u8>>, DecodeError> {
     let mut bytes = Vec::new();
-    input
-        .take(MAX_WORKBOOK_BYTES + 1)
-        .read_to_end(&mut bytes)?;
+    input.take(MAX_WORKBOOK_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_WORKBOOK_BYTES {
         return Err(DecodeError::Unsupported(format!(
             "the workbook is larger than {} MiB; save its first sheet as CSV",
@@ -29,7 +27,11 @@ pub fn first_sheet(input: impl Read, max_text: u64) -> Result<Cursor<Vec<u8>>, D
         )));
     }
     let not_xlsx = || {
-        let what = if bytes.windows(24).take(100).any(|w| w == b"opendocument.spreadsheet") {
+        let what = if bytes
+            .windows(24)
+            .take(100)
+            .any(|w| w == b"opendocument.spreadsheet")
+        {
             "an OpenDocument spreadsheet (.ods)"
         } else {
             "a zip archive that is not an .xlsx workbook"
@@ -40,7 +42,9 @@ pub fn first_sheet(input: impl Read, max_text: u64) -> Result<Cursor<Vec<u8>>, D
     };
     let mut workbook = Xlsx::new(Cursor::new(bytes.as_slice())).map_err(|_| not_xlsx())?;
     let Some(name) = workbook.sheet_names().first().cloned() else {
-        return Err(DecodeError::Unsupported("the workbook has no sheets".into()));
+        return Err(DecodeError::Unsupported(
+            "the workbook has no sheets".into(),
+        ));
     };
     let bad = |e: calamine::XlsxError| {
         DecodeError::Unsupported(format!("the workbook's first sheet could not be read: {e}"))
@@ -151,7 +155,10 @@ mod tests {
     #[test]
     fn a_zip_that_is_not_a_workbook_is_named() {
         let err = first_sheet(&b"PK\x03\x04 not really a zip"[..], 1 << 20).expect_err("refused");
-        assert!(err.to_string().contains("zip archive that is not an .xlsx"), "{err}");
+        assert!(
+            err.to_string().contains("zip archive that is not an .xlsx"),
+            "{err}"
+        );
     }
 
     #[test]

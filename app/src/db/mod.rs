@@ -36,24 +36,28 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-), (
-    2,
-    "ingest report",
-    include_str!("../../migrations/sqlite/0002_ingest_report.sql"),
-)];
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "ingest report",
+        include_str!("../../migrations/sqlite/0002_ingest_report.sql"),
+    ),
+];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-), (
-    2,
-    "ingest report",
-    include_str!("../../migrations/postgres/0002_ingest_report.sql"),
-)];
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "ingest report",
+        include_str!("../../migrations/postgres/0002_ingest_report.sql"),
+    ),
+];
 
 impl Db {
     /// Connects lazily: the pool opens connections on first use and replaces

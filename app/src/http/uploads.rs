@@ -23,7 +23,9 @@ pub struct UploadQuery {
 pub enum CreateError {
     #[error(transparent)]
     Ingest(#[from] IngestError),
-    #[error("send the file as text/csv (or another type a browser uses for a CSV or workbook) or as multipart/form-data field `file`, not {0}")]
+    #[error(
+        "send the file as text/csv (or another type a browser uses for a CSV or workbook) or as multipart/form-data field `file`, not {0}"
+    )]
     UnsupportedType(String),
     #[error("the multipart body has no field named `file`")]
     NoFileField,

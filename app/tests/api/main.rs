@@ -3,6 +3,7 @@
 //! queue) and `production::` (PostgreSQL, S3 and SQS on moto).
 
 mod helpers;
+mod ingest;
 mod isolation;
 mod postgres_restart;
 mod uploads;

@@ -11,9 +11,13 @@
 //!   Any other known column may be missing (from the header, or blank in a
 //!   row): it is left as `None` here and imputed later by
 //!   [`crate::features`], exactly as training did.
-//! - Category values match case-insensitively (`month-to-month`); an unknown
-//!   value, a negative or non-numeric number is an error naming the row, the
-//!   line and the column.
+//! - Category values match case-insensitively (`month-to-month`); a yes/no
+//!   column (and `SeniorCitizen`) also takes `Y/N`, `True/False`, `1/0`
+//!   ([`yes_no`]). An unknown value, a negative or non-numeric number is an
+//!   error naming the row, the line and the column (and, for yes/no, the
+//!   accepted spellings).
+//! - `Churn` is read for training and ignored, never checked, for scoring
+//!   ([`Purpose`]).
 //! - `TotalCharges` is blank for brand-new customers in the source data; a
 //!   blank is kept as `None` (imputed as `tenure × MonthlyCharges`, which is
 //!   0 for a customer with tenure 0).

@@ -55,7 +55,10 @@ async fn the_ingest_report_is_returned_stored_and_shown(backend: Backend) {
     assert_eq!(report["columns_imputed"]["TotalCharges"], 3);
     let id = body["prediction_id"].as_str().expect("id");
     let done = app.wait_for("user_a", id, "completed").await;
-    assert_eq!(&done["ingest_report"], report, "stored and shown as returned");
+    assert_eq!(
+        &done["ingest_report"], report,
+        "stored and shown as returned"
+    );
     app.stop().await;
 }
 

@@ -7,17 +7,54 @@
 //! break).
 //!
 //! The zip format keeps its directory at the end, so the workbook is read
-//! whole into memory, at most [`crate::decode::MAX_WORKBOOK_BYTES`]; the
-//! text is built whole too, at most the decoded limit.
+//! whole into memory, at most [`crate::decode::MAX_WORKBOOK_BYTES`] (with
+//! its shared strings, as calamine keeps them). The text is made by a
+//! thread that owns the workbook and streams it a few 64 KiB chunks ahead
+//! of the reader, so it is never held whole.
 
-use std::io::{Cursor, Read};
+use std::io::{self, Cursor, Read};
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use calamine::{DataRef, Reader, Xlsx};
 
-use crate::decode::{DecodeError, MAX_WORKBOOK_BYTES};
+use crate::decode::{BadData, DecodeError, MAX_WORKBOOK_BYTES};
+
+/// Size of the pieces of text handed from the converting thread.
+const CHUNK: usize = 64 * 1024;
+
+/// The first sheet's CSV text, produced by a thread that owns the
+/// workbook (the cell reader borrows it), a few chunks ahead of the reader.
+#[derive(Debug)]
+pub struct SheetText {
+    rx: Receiver<Result<Vec<u8>, String>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for SheetText {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(message)) => {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, BadData(message)));
+                }
+                // The thread is done and has sent everything.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
 
 /// Reads the workbook and returns its first sheet as CSV text.
-pub fn first_sheet(input: impl Read, max_text: u64) -> Result<Cursor<Vec<u8>>, DecodeError> {
+pub fn first_sheet(input: impl Read, max_text: u64) -> Result<SheetText, DecodeError> {
     let mut bytes = Vec::new();
     input.take(MAX_WORKBOOK_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_WORKBOOK_BYTES {
@@ -26,31 +63,53 @@ pub fn first_sheet(input: impl Read, max_text: u64) -> Result<Cursor<Vec<u8>>, D
             MAX_WORKBOOK_BYTES / (1024 * 1024)
         )));
     }
-    let not_xlsx = || {
-        let what = if bytes
-            .windows(24)
-            .take(100)
-            .any(|w| w == b"opendocument.spreadsheet")
-        {
-            "an OpenDocument spreadsheet (.ods)"
-        } else {
-            "a zip archive that is not an .xlsx workbook"
-        };
+    let what = if bytes
+        .windows(24)
+        .take(100)
+        .any(|w| w == b"opendocument.spreadsheet")
+    {
+        "an OpenDocument spreadsheet (.ods)"
+    } else {
+        "a zip archive that is not an .xlsx workbook"
+    };
+    let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|_| {
         DecodeError::Unsupported(format!(
             "the file appears to be {what}; save it as CSV (UTF-8) or .xlsx"
         ))
-    };
-    let mut workbook = Xlsx::new(Cursor::new(bytes.as_slice())).map_err(|_| not_xlsx())?;
+    })?;
     let Some(name) = workbook.sheet_names().first().cloned() else {
         return Err(DecodeError::Unsupported(
             "the workbook has no sheets".into(),
         ));
     };
-    let bad = |e: calamine::XlsxError| {
-        DecodeError::Unsupported(format!("the workbook's first sheet could not be read: {e}"))
-    };
-    let mut cells = workbook.worksheet_cells_reader(&name).map_err(bad)?;
-    let mut out = Vec::new();
+    let (tx, rx) = sync_channel(4);
+    std::thread::spawn(move || {
+        let sent = write_sheet(&mut workbook, &name, max_text, &mut |chunk| {
+            tx.send(Ok(chunk)).is_ok()
+        });
+        if let Err(message) = sent {
+            let _ = tx.send(Err(message));
+        }
+    });
+    Ok(SheetText {
+        rx,
+        current: Vec::new(),
+        pos: 0,
+    })
+}
+
+/// Writes the sheet as CSV text in chunks to `send`, which says `false`
+/// when the reader has gone (then the work stops).
+fn write_sheet(
+    workbook: &mut Xlsx<Cursor<Vec<u8>>>,
+    name: &str,
+    max_text: u64,
+    send: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> Result<(), String> {
+    let bad = |e: calamine::XlsxError| format!("the workbook's first sheet could not be read: {e}");
+    let mut cells = workbook.worksheet_cells_reader(name).map_err(bad)?;
+    let mut out = Vec::with_capacity(CHUNK);
+    let mut total = 0u64;
     let mut cell_text = String::new();
     // (row, column) of the next cell to write.
     let mut at: Option<(u32, u32)> = None;
@@ -67,17 +126,24 @@ pub fn first_sheet(input: impl Read, max_text: u64) -> Result<Cursor<Vec<u8>>, D
         show(cell.get_value(), &mut cell_text);
         push_field(&mut out, &cell_text);
         at = Some((row, col + 1));
-        if out.len() as u64 > max_text {
-            return Err(DecodeError::Unsupported(format!(
-                "the workbook's first sheet is larger than {} MiB as text",
-                max_text / (1024 * 1024)
-            )));
+        if out.len() >= CHUNK {
+            total += out.len() as u64;
+            if total > max_text {
+                return Err(format!(
+                    "the workbook's first sheet is larger than {} MiB as text",
+                    max_text / (1024 * 1024)
+                ));
+            }
+            if !send(std::mem::replace(&mut out, Vec::with_capacity(CHUNK))) {
+                return Ok(());
+            }
         }
     }
     if at.is_some() {
         out.push(b'\n');
     }
-    Ok(Cursor::new(out))
+    send(out);
+    Ok(())
 }
 
 /// A cell as a spreadsheet shows it.
@@ -130,7 +196,6 @@ fn push_field(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io;
 
     #[test]
     fn numbers_read_as_a_spreadsheet_shows_them() {

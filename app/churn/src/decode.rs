@@ -96,8 +96,8 @@ impl<R: Read> Read for Limited<R> {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 BadData(format!(
-                    "the file's content is larger than {} MiB once decompressed",
-                    self.limit / (1024 * 1024)
+                    "the file's content is larger than {} once decompressed",
+                    size(self.limit)
                 )),
             )
         })?;
@@ -196,6 +196,16 @@ pub fn open<'a>(input: impl Read + 'a, max_decoded: u64) -> Result<Decoded<'a>, 
         text: limited(text),
         container: Container::Text,
     })
+}
+
+/// `n` bytes as a person reads it: whole MiB when it is some, else bytes.
+fn size(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n % MIB == 0 {
+        format!("{} MiB", n / MIB)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 fn untag(e: io::Error) -> DecodeError {

@@ -344,4 +344,23 @@ mod tests {
         }
         assert_eq!(seen.insert("id77", 0, 0), Some((77, 0)));
     }
+
+    #[test]
+    fn a_compression_bomb_is_refused_by_its_decoded_size() {
+        let mut text = b"customerID,tenure,Contract,MonthlyCharges\n".to_vec();
+        text.extend(std::iter::repeat_n(b',', 400_000));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &text).expect("compressed");
+        let gz = gz.finish().expect("compressed");
+        assert!(gz.len() < 2_000, "{} bytes compressed", gz.len());
+        let mut reader =
+            CustomerReader::with(gz.as_slice(), Purpose::Score, 100_000).expect("header read");
+        let err = reader
+            .find_map(Result::err)
+            .expect("refused past the limit");
+        assert_eq!(
+            err.to_string(),
+            "the file's content is larger than 100000 bytes once decompressed"
+        );
+    }
 }

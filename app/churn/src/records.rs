@@ -275,6 +275,15 @@ impl<R: io::Read> RecordReader<R> {
                 state = State::Unquoted;
             }
             bytes.push(b);
+            // The rest of a plain field, in one copy: the common case.
+            let delimiter = self.delimiter;
+            let rest = &self.buf[self.pos..self.len];
+            let run = rest
+                .iter()
+                .position(|&c| c == delimiter || c == b'\n' || c == b'\r')
+                .unwrap_or(rest.len());
+            bytes.extend_from_slice(&rest[..run]);
+            self.pos += run;
             if bytes.len() > MAX_RECORD_BYTES {
                 return Err(shape(
                     record.line,

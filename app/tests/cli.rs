@@ -1,14 +1,12 @@
 //! The `retainwise-app` binary, run as a person would. The train and
 //! evaluate tests need the Telco data (scripts/fetch-telco-data.sh).
 
-mod common;
-
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{HEADER, csv_text, customer, without};
 use retainwise_churn::evaluate::Evaluation;
 use retainwise_churn::model::{ModelFile, SHIPPED_JSON};
+use retainwise_testkit::telco::{COLUMNS, csv_text, customer, without};
+use retainwise_testkit::{TempDir, telco};
 
 fn app(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retainwise-app"))
@@ -17,27 +15,19 @@ fn app(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("retainwise-app-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn telco_path() -> String {
-    common::telco_csv(); // fails with the fetch hint when missing
-    common::telco_csv_path().display().to_string()
+    telco::telco_csv(); // fails with the fetch hint when missing
+    telco::telco_csv_path().display().to_string()
 }
 
 #[test]
 fn train_reproduces_the_shipped_model_bit_for_bit() {
-    let dir = scratch("train");
-    let out = dir.join("model.json");
+    let dir = TempDir::new();
+    let out = dir.path().join("model.json");
     let run = app(&[
         "train",
         "--data",
@@ -60,8 +50,8 @@ fn train_reproduces_the_shipped_model_bit_for_bit() {
 
 #[test]
 fn evaluate_on_the_test_split_reports_the_held_out_figures() {
-    let dir = scratch("evaluate");
-    let out = dir.join("eval.json");
+    let dir = TempDir::new();
+    let out = dir.path().join("eval.json");
     let run = app(&[
         "evaluate",
         "--data",
@@ -109,11 +99,11 @@ fn evaluate_on_the_test_split_reports_the_held_out_figures() {
 
 #[test]
 fn score_writes_the_worker_csv_with_the_shipped_model() {
-    let dir = scratch("score");
-    let input = dir.join("in.csv");
-    let output = dir.join("out.csv");
+    let dir = TempDir::new();
+    let input = dir.path().join("in.csv");
+    let output = dir.path().join("out.csv");
     let rows = [customer("A-1"), customer("A-2"), customer("A-3")];
-    std::fs::write(&input, csv_text(&HEADER, &rows, "\r\n")).expect("fixture");
+    std::fs::write(&input, csv_text(&COLUMNS, &rows, "\r\n")).expect("fixture");
     let run = app(&[
         "score",
         "--data",
@@ -134,9 +124,9 @@ fn score_writes_the_worker_csv_with_the_shipped_model() {
 
 #[test]
 fn a_bad_file_fails_clearly_and_writes_nothing() {
-    let dir = scratch("bad");
-    let input = dir.join("in.csv");
-    let output = dir.join("out.csv");
+    let dir = TempDir::new();
+    let input = dir.path().join("in.csv");
+    let output = dir.path().join("out.csv");
     let (header, rows) = without("tenure", &[customer("A-1")]);
     std::fs::write(&input, csv_text(&header, &rows, "\n")).expect("fixture");
     let run = app(&[

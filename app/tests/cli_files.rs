@@ -15,7 +15,7 @@ fn data_dir() -> PathBuf {
 fn score_gives_every_fixture_its_expected_outcome() {
     let text = std::fs::read_to_string(data_dir().join("cases.json")).expect("cases.json");
     let cases: Vec<Value> = serde_json::from_str(&text).expect("JSON");
-    let dir = tempfile::tempdir().expect("scratch dir");
+    let dir = retainwise_testkit::TempDir::new();
     let mut failures = Vec::new();
     for case in &cases {
         let file = case["file"].as_str().expect("file");
@@ -68,7 +68,7 @@ fn score_gives_every_fixture_its_expected_outcome() {
 
 #[test]
 fn a_likely_mistake_is_printed_where_a_person_reads_it() {
-    let dir = tempfile::tempdir().expect("scratch dir");
+    let dir = retainwise_testkit::TempDir::new();
     let run = Command::new(env!("CARGO_BIN_EXE_retainwise-app"))
         .args(["score", "--data"])
         .arg(data_dir().join("total-charges-usd.csv"))

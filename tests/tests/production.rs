@@ -21,11 +21,11 @@ async fn postgres_s3_sqs_an_upload_through_the_proxy_is_scored_and_downloaded() 
             &format!("/api/predictions/{prediction}/download"),
         )
         .await;
-    assert_eq!(download.status, 200, "{}", download.body);
-    assert_scored(&download.body, &csv);
+    assert_eq!(download.status, 200, "{}", download.text());
+    assert_scored(&download.text(), &csv);
 
     let health = stack.get(None, "/api/health").await;
-    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(health.status, 200, "{}", health.text());
 }
 
 #[tokio::test]
@@ -40,7 +40,7 @@ async fn postgres_s3_sqs_users_are_isolated_and_bad_tokens_stop_at_the_proxy() {
         format!("/api/predictions/{prediction}"),
         format!("/api/predictions/{prediction}/download"),
     ] {
-        let reply = support::stack::send(
+        let reply = support::send(
             stack
                 .client
                 .get(stack.url(&path))
@@ -48,9 +48,9 @@ async fn postgres_s3_sqs_users_are_isolated_and_bad_tokens_stop_at_the_proxy() {
                 .header("X-User-Id", "user_bob"),
         )
         .await;
-        assert_eq!(reply.status, 404, "alice gets {path}: {}", reply.body);
+        assert_eq!(reply.status, 404, "alice gets {path}: {}", reply.text());
     }
-    let list = support::stack::send(
+    let list = support::send(
         stack
             .client
             .get(stack.url("/api/uploads"))
@@ -60,10 +60,39 @@ async fn postgres_s3_sqs_users_are_isolated_and_bad_tokens_stop_at_the_proxy() {
     .await;
     assert_eq!(list.json(), serde_json::json!([]));
 
+    // Bad tokens naming bob in X-User-Id: had the request reached the app,
+    // it would have answered 200 with bob's file. The proof that the proxy
+    // stopped it is the proxy's own answer and the app never seeing it.
     let expired = support::expired_token(support::key_a(), "user_bob");
     let forged = support::forged_token(support::key_a(), support::foreign_key(), "user_bob");
-    for token in [None, Some(expired.as_str()), Some(forged.as_str())] {
-        let path = format!("/api/predictions/{prediction}/download");
-        assert_eq!(stack.get(token, &path).await.status, 401);
+    let mut ids = Vec::new();
+    for (token, error) in [
+        (None, "missing_token"),
+        (Some(expired.as_str()), "invalid_token"),
+        (Some(forged.as_str()), "invalid_token"),
+    ] {
+        let request_id = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+        let mut request = stack
+            .client
+            .get(stack.url(&format!("/api/predictions/{prediction}/download")))
+            .header("X-User-Id", "user_bob")
+            .header("x-request-id", &request_id);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let reply = support::send(request).await;
+        assert_eq!(reply.status, 401, "{error}: {}", reply.text());
+        assert_eq!(reply.error(), error, "the proxy's error, not the app's");
+        assert!(
+            reply
+                .header("www-authenticate")
+                .is_some_and(|c| c.starts_with("Bearer realm=\"retainwise\"")),
+            "{error}: the proxy's Bearer challenge"
+        );
+        stack.proxy_logged(&request_id).await;
+        ids.push(request_id);
     }
+    stack.assert_app_never_saw(&ids).await;
+    stack.assert_logs_never_contain(&expired);
+    stack.assert_logs_never_contain(&forged);
 }

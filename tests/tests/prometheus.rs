@@ -5,8 +5,10 @@
 
 mod support;
 
-use std::net::TcpListener;
+use std::path::Path;
 
+use retainwise_testkit::free_port;
+use retainwise_testkit::process::Process;
 use serde_json::Value;
 use support::{Backend, Stack, TempDir, eventually};
 
@@ -16,27 +18,15 @@ const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// A running Prometheus server, killed on drop.
 struct Prometheus {
-    child: std::process::Child,
+    _process: Process,
     url: String,
     client: reqwest::Client,
     _dir: TempDir,
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
 async fn start_prometheus(stack: &Stack) -> Prometheus {
     assert!(
-        std::path::Path::new(PROMETHEUS).is_file(),
+        Path::new(PROMETHEUS).is_file(),
         "{PROMETHEUS} is missing: install Debian's prometheus package \
          (scripts/test.sh does it when run as root)"
     );
@@ -51,33 +41,18 @@ async fn start_prometheus(stack: &Stack) -> Prometheus {
             stack.admin, stack.app_metrics
         ),
     );
-    let port = free_port();
-    let mut child = std::process::Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("prometheus starts");
-    // Shown by the test runner only if the test fails.
-    let stderr = child.stderr.take().expect("piped");
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            eprintln!("[prometheus] {line}");
-        }
-    });
+    let addr = free_port();
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+        format!("--web.listen-address={addr}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Its log lines are shown by the test runner only if the test fails.
+    let process = Process::spawn_path("prometheus", Path::new(PROMETHEUS), &args, &[], dir.path());
     let prometheus = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
+        _process: process,
+        url: format!("http://{addr}"),
         client: reqwest::Client::new(),
         _dir: dir,
     };

@@ -201,7 +201,7 @@ pub fn open<'a>(input: impl Read + 'a, max_decoded: u64) -> Result<Decoded<'a>, 
 /// `n` bytes as a person reads it: whole MiB when it is some, else bytes.
 fn size(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")

@@ -2,8 +2,6 @@
 //! about its split, and explained exactly. Needs the data set (run
 //! scripts/fetch-telco-data.sh); a missing file fails, never skips.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -12,10 +10,11 @@ use retainwise_churn::features::{N_FEATURES, N_GROUPS, feature_groups};
 use retainwise_churn::model::{ModelFile, SHIPPED_JSON};
 use retainwise_churn::score::Scorer;
 use retainwise_churn::train::{Dataset, TrainConfig, train};
+use retainwise_testkit::telco;
 
 fn data() -> &'static Dataset {
     static DATA: OnceLock<Dataset> = OnceLock::new();
-    DATA.get_or_init(|| Dataset::from_csv(&common::telco_csv()).expect("the Telco CSV parses"))
+    DATA.get_or_init(|| Dataset::from_csv(&telco::telco_csv()).expect("the Telco CSV parses"))
 }
 
 /// The model trained with the default settings, shared by the tests.
@@ -66,7 +65,7 @@ fn the_split_is_stratified_disjoint_and_by_customer() {
 
 #[test]
 fn duplicate_customers_are_dropped_before_splitting() {
-    let text = String::from_utf8(common::telco_csv()).expect("utf-8");
+    let text = String::from_utf8(telco::telco_csv()).expect("utf-8");
     let mut lines: Vec<&str> = text.lines().collect();
     let copies: Vec<&str> = lines[1..501].to_vec();
     lines.extend(copies);

@@ -1,12 +1,12 @@
 //! Reading customer CSVs: headers, bad values and the edge cases real
 //! uploads have. Every fixture is built here, in code.
 
-mod common;
-
-use common::{HEADER, csv_text, customer, with, without};
+use retainwise_churn::features::GROUP_TOTAL;
 use retainwise_churn::model::ModelFile;
+use retainwise_churn::schema::CustomerRow;
 use retainwise_churn::schema::{CONTRACT, SchemaError, read_customers};
-use retainwise_churn::score::{Scorer, score_csv};
+use retainwise_churn::score::{Factor, Score, Scorer, score_csv};
+use retainwise_testkit::telco::{COLUMNS, csv_text, customer, with, without};
 
 fn parse(text: &str) -> Result<retainwise_churn::schema::Customers, SchemaError> {
     read_customers(text.as_bytes())
@@ -18,7 +18,7 @@ fn scorer() -> Scorer {
 
 #[test]
 fn headers_match_whatever_their_case_and_separators() {
-    let mut header: Vec<String> = HEADER.iter().map(|h| (*h).to_owned()).collect();
+    let mut header: Vec<String> = COLUMNS.iter().map(|h| (*h).to_owned()).collect();
     header[0] = "Customer Id".into();
     header[5] = "TENURE".into();
     header[15] = "contract".into();
@@ -38,7 +38,7 @@ fn headers_match_whatever_their_case_and_separators() {
 #[test]
 fn customer_id_spellings_are_all_accepted() {
     for spelling in ["customerID", "customer_id", "Customer Id"] {
-        let mut header = HEADER.to_vec();
+        let mut header = COLUMNS.to_vec();
         header[0] = spelling;
         let parsed = parse(&csv_text(&header, &[customer("X")], "\n"))
             .unwrap_or_else(|e| panic!("{spelling}: {e}"));
@@ -66,7 +66,7 @@ fn all_missing_required_columns_are_named_at_once() {
 #[test]
 fn an_unparsable_number_names_the_row_and_column() {
     let rows = [customer("1"), with(customer("2"), "MonthlyCharges", "lots")];
-    let err = parse(&csv_text(&HEADER, &rows, "\n")).expect_err("bad number");
+    let err = parse(&csv_text(&COLUMNS, &rows, "\n")).expect_err("bad number");
     let message = err.to_string();
     assert!(
         matches!(
@@ -90,7 +90,7 @@ fn an_unparsable_number_names_the_row_and_column() {
 #[test]
 fn negative_numbers_and_unknown_categories_are_errors() {
     let err = parse(&csv_text(
-        &HEADER,
+        &COLUMNS,
         &[with(customer("1"), "tenure", "-3")],
         "\n",
     ))
@@ -102,7 +102,7 @@ fn negative_numbers_and_unknown_categories_are_errors() {
     );
 
     let err = parse(&csv_text(
-        &HEADER,
+        &COLUMNS,
         &[with(customer("1"), "Contract", "Weekly")],
         "\n",
     ))
@@ -118,7 +118,7 @@ fn negative_numbers_and_unknown_categories_are_errors() {
 #[test]
 fn a_blank_required_value_is_an_error() {
     let err = parse(&csv_text(
-        &HEADER,
+        &COLUMNS,
         &[with(customer("1"), "Contract", " ")],
         "\n",
     ))
@@ -133,36 +133,113 @@ fn a_blank_required_value_is_an_error() {
 #[test]
 fn category_values_match_case_insensitively() {
     let row = with(customer("1"), "Contract", "two YEAR");
-    let parsed = parse(&csv_text(&HEADER, &[row], "\n")).expect("parses");
+    let parsed = parse(&csv_text(&COLUMNS, &[row], "\n")).expect("parses");
     assert_eq!(parsed.rows[0].categories[CONTRACT], Some(2));
+}
+
+/// Parses one row of `header` and `row` and scores it.
+fn score_one(scorer: &Scorer, header: &[&str], row: Vec<String>) -> (CustomerRow, Score) {
+    let rows = parse(&csv_text(header, &[row], "\n")).expect("parses").rows;
+    let score = scorer.score(&rows[0]);
+    (rows[0].clone(), score)
+}
+
+/// The `TotalCharges` factor as a person reads it.
+fn total_charges_factor(scorer: &Scorer, row: &CustomerRow, score: &Score) -> String {
+    let factor = Factor {
+        group: GROUP_TOTAL,
+        contribution: score.contributions[GROUP_TOTAL],
+    };
+    let mut text = String::new();
+    scorer.describe(row, factor, &mut text);
+    text
 }
 
 #[test]
 fn blank_total_charges_is_imputed_as_tenure_times_monthly_charges() {
-    let new = with(with(customer("new"), "tenure", "0"), "TotalCharges", " ");
-    let parsed = parse(&csv_text(&HEADER, std::slice::from_ref(&new), "\n")).expect("parses");
-    assert_eq!(parsed.rows[0].total_charges, None);
-    // Scored as if TotalCharges were 0, and the explanation says it was imputed.
-    let zero = with(new.clone(), "TotalCharges", "0");
     let scorer = scorer();
-    let score = |row: Vec<String>| {
-        let rows = parse(&csv_text(&HEADER, &[row], "\n"))
-            .expect("parses")
-            .rows;
-        scorer.score(&rows[0])
-    };
-    assert_eq!(score(new).probability, score(zero).probability);
+    // (tenure, MonthlyCharges, their product as a file would write it). A
+    // brand-new customer (tenure 0) is the Telco file's own case, where
+    // imputing 0 would also pass; the others tell the two apart. Charges
+    // are exact in binary so the product prints as written.
+    for (tenure, monthly, product) in [
+        ("0", "20.25", "0"),
+        ("12", "70.75", "849"),
+        ("72", "118.75", "8550"),
+    ] {
+        let base = with(
+            with(customer("c"), "tenure", tenure),
+            "MonthlyCharges",
+            monthly,
+        );
+        let (blank_row, blank) =
+            score_one(&scorer, &COLUMNS, with(base.clone(), "TotalCharges", " "));
+        assert_eq!(blank_row.total_charges, None, "tenure {tenure}");
+        let (_, given) = score_one(
+            &scorer,
+            &COLUMNS,
+            with(base.clone(), "TotalCharges", product),
+        );
+        assert!(
+            (blank.probability - given.probability).abs() < 1e-12,
+            "tenure {tenure}: blank scores {} but TotalCharges={product} scores {}",
+            blank.probability,
+            given.probability
+        );
+        assert_eq!(
+            total_charges_factor(&scorer, &blank_row, &blank),
+            format!(
+                "TotalCharges={product} [imputed] ({:+.2})",
+                blank.contributions[GROUP_TOTAL]
+            ),
+            "tenure {tenure}"
+        );
+        if tenure != "0" {
+            let (_, zero) = score_one(&scorer, &COLUMNS, with(base, "TotalCharges", "0"));
+            assert_ne!(
+                blank.probability, zero.probability,
+                "tenure {tenure}: a blank TotalCharges is not imputed as 0"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_absent_total_charges_column_is_imputed_as_tenure_times_monthly_charges() {
+    let scorer = scorer();
+    let row = with(
+        with(customer("c"), "tenure", "30"),
+        "MonthlyCharges",
+        "55.25",
+    );
+    let (header, rows) = without("TotalCharges", std::slice::from_ref(&row));
+    let (absent_row, absent) = score_one(&scorer, &header, rows[0].clone());
+    assert_eq!(absent_row.total_charges, None);
+    let (_, given) = score_one(&scorer, &COLUMNS, with(row, "TotalCharges", "1657.5"));
+    assert!(
+        (absent.probability - given.probability).abs() < 1e-12,
+        "absent scores {} but TotalCharges=1657.5 scores {}",
+        absent.probability,
+        given.probability
+    );
+    assert!(
+        total_charges_factor(&scorer, &absent_row, &absent)
+            .starts_with("TotalCharges=1657.5 [imputed] ("),
+        "{}",
+        total_charges_factor(&scorer, &absent_row, &absent)
+    );
 }
 
 #[test]
 fn an_empty_file_is_an_error_and_a_header_alone_is_no_rows() {
     assert!(matches!(parse(""), Err(SchemaError::Empty)));
     assert!(matches!(parse("\n"), Err(SchemaError::Empty)));
-    let parsed = parse(&csv_text(&HEADER, &[], "\n")).expect("header only parses");
+    let parsed = parse(&csv_text(&COLUMNS, &[], "\n")).expect("header only parses");
     assert!(parsed.rows.is_empty());
 
     let mut out = Vec::new();
-    let (summary, _) = score_csv(&scorer(), HEADER.join(",").as_bytes(), &mut out).expect("scores");
+    let (summary, _) =
+        score_csv(&scorer(), COLUMNS.join(",").as_bytes(), &mut out).expect("scores");
     assert_eq!(summary.rows, 0);
     assert_eq!(
         String::from_utf8(out).expect("utf-8"),
@@ -174,7 +251,7 @@ fn an_empty_file_is_an_error_and_a_header_alone_is_no_rows() {
 fn a_byte_order_mark_and_crlf_line_ends_are_handled() {
     let text = format!(
         "\u{feff}{}",
-        csv_text(&HEADER, &[customer("1"), customer("2")], "\r\n")
+        csv_text(&COLUMNS, &[customer("1"), customer("2")], "\r\n")
     );
     let parsed = parse(&text).expect("parses");
     assert_eq!(parsed.rows.len(), 2);
@@ -195,7 +272,7 @@ fn quoted_fields_with_commas_and_quotes_are_read_whole() {
         "PaymentMethod",
         "\"Mailed check\"",
     );
-    let parsed = parse(&csv_text(&HEADER, &[row], "\n")).expect("parses");
+    let parsed = parse(&csv_text(&COLUMNS, &[row], "\n")).expect("parses");
     assert_eq!(parsed.rows[0].customer_id, "Smith, John \"JJ\"");
     assert_eq!(parsed.rows[0].categories[15], Some(1));
 
@@ -204,7 +281,7 @@ fn quoted_fields_with_commas_and_quotes_are_read_whole() {
     let mut out = Vec::new();
     score_csv(
         &scorer(),
-        csv_text(&HEADER, &[row], "\n").as_bytes(),
+        csv_text(&COLUMNS, &[row], "\n").as_bytes(),
         &mut out,
     )
     .expect("scores");
@@ -220,7 +297,7 @@ fn quoted_fields_with_commas_and_quotes_are_read_whole() {
 
 #[test]
 fn unknown_extra_columns_are_ignored() {
-    let mut header = HEADER.to_vec();
+    let mut header = COLUMNS.to_vec();
     header.push("Notes");
     let mut row = customer("1");
     row.push("\"likes the product, mostly\"".into());
@@ -230,7 +307,7 @@ fn unknown_extra_columns_are_ignored() {
 
 #[test]
 fn two_headers_for_one_column_are_an_error() {
-    let mut header = HEADER.to_vec();
+    let mut header = COLUMNS.to_vec();
     header.push("customer_id");
     let mut row = customer("1");
     row.push("2".into());
@@ -249,7 +326,7 @@ fn two_headers_for_one_column_are_an_error() {
 
 #[test]
 fn a_short_row_is_read_with_blank_trailing_cells_and_judged_as_usual() {
-    let text = format!("{}\n1,Female\n", HEADER.join(","));
+    let text = format!("{}\n1,Female\n", COLUMNS.join(","));
     let err = parse(&text).expect_err("short row without a tenure");
     assert_eq!(
         err.to_string(),
@@ -268,7 +345,7 @@ fn missing_optional_columns_are_imputed_as_training_did() {
     let missing = parse(&csv_text(&header, &rows, "\n")).expect("parses");
     assert_eq!(missing.absent_columns, vec!["OnlineSecurity"]);
     assert_eq!(missing.rows[0].categories[7], None);
-    let given = parse(&csv_text(&HEADER, &[full], "\n")).expect("parses");
+    let given = parse(&csv_text(&COLUMNS, &[full], "\n")).expect("parses");
     assert_eq!(
         scorer.score(&missing.rows[0]).probability,
         scorer.score(&given.rows[0]).probability
@@ -283,7 +360,7 @@ fn the_output_names_the_factors_a_person_can_read() {
     let mut out = Vec::new();
     let (summary, _) = score_csv(
         &scorer(),
-        csv_text(&HEADER, &[customer("7590-VHVEG")], "\n").as_bytes(),
+        csv_text(&COLUMNS, &[customer("7590-VHVEG")], "\n").as_bytes(),
         &mut out,
     )
     .expect("scores");
@@ -319,7 +396,7 @@ fn the_output_names_the_factors_a_person_can_read() {
 
 #[test]
 fn invalid_utf8_names_its_line() {
-    let mut bytes = format!("{}\n", HEADER.join(",")).into_bytes();
+    let mut bytes = format!("{}\n", COLUMNS.join(",")).into_bytes();
     bytes.extend_from_slice(&[0xff, b'x']);
     bytes.extend_from_slice(customer("").join(",").as_bytes());
     bytes.push(b'\n');

@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn sqlite_urls_create_missing_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = retainwise_testkit::TempDir::new();
         let url = format!("sqlite://{}/sub/x.db", dir.path().display());
         let out = sqlite_url(&url).expect("ok");
         assert!(out.ends_with("?mode=rwc"), "{out}");

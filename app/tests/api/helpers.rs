@@ -4,6 +4,9 @@
 //! - `Backend::Production`: a new PostgreSQL database, S3 bucket and SQS
 //!   queue (with a dead-letter queue) on the services `scripts/services.sh`
 //!   starts. Without them these tests fail, naming `scripts/test.sh`.
+//!
+//! The backends, waiting and sample CSVs are `retainwise_testkit`'s; this
+//! file adds what only the app's in-process tests need.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -15,25 +18,16 @@ use retainwise_app::scoring::churn::Churn;
 use retainwise_app::scoring::{FileScorer, ScoringError, Summary};
 use retainwise_app::settings::Settings;
 use retainwise_app::startup::{Server, Services};
+use retainwise_testkit::TempDir;
+use retainwise_testkit::backends::{Production, embedded_env};
+use retainwise_testkit::wait::{SLOW, wait_for};
 use serde_json::Value;
-use sqlx::Connection;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Embedded,
-    Production,
-}
-
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: the production-backend tests need PostgreSQL and moto; \
-             run them with scripts/test.sh (it starts both via scripts/services.sh)"
-        )
-    })
-}
+pub use retainwise_testkit::backends::{Backend, required_env};
+pub use retainwise_testkit::eventually;
+pub use retainwise_testkit::telco::customers_csv;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -70,7 +64,7 @@ pub struct TestApp {
     pub sqs: Option<aws_sdk_sqs::Client>,
     shutdown: watch::Sender<bool>,
     worker: Option<JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: TempDir,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -78,8 +72,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut env: HashMap<&str, String> = HashMap::from([
+    let dir = TempDir::new();
+    let mut env: HashMap<String, String> = [
         ("APP_LISTEN", "127.0.0.1:0".to_owned()),
         ("APP_METRICS_LISTEN", "off".to_owned()),
         ("APP_MAX_UPLOAD_BYTES", options.max_upload_bytes.to_string()),
@@ -92,38 +86,23 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         ("APP_QUEUE_POLL_MS", "100".to_owned()),
         ("APP_SQS_WAIT_SECS", "1".to_owned()),
         ("APP_SHUTDOWN_GRACE_SECS", "1".to_owned()),
-    ]);
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     let mut dead_letter_url = None;
     let mut sqs = None;
     match backend {
-        Backend::Embedded => {
-            env.insert(
-                "DATABASE_URL",
-                format!("sqlite://{}/app.db", dir.path().display()),
-            );
-            env.insert(
-                "STORAGE_URL",
-                format!("file://{}/objects", dir.path().display()),
-            );
-            env.insert("QUEUE_URL", "db".into());
-        }
+        Backend::Embedded => env.extend(embedded_env(dir.path())),
         Backend::Production => {
-            let admin = required_env("RETAINWISE_TEST_DATABASE_URL");
-            let endpoint = required_env("RETAINWISE_TEST_AWS_ENDPOINT");
-            let name = format!("t{}", uuid::Uuid::new_v4().simple());
-            env.insert("DATABASE_URL", create_database(&admin, &name).await);
-            create_bucket(&endpoint, &name).await;
-            env.insert("STORAGE_URL", format!("s3://{name}/app"));
-            let client = retainwise_app::queue::sqs::client(Some(&endpoint)).await;
-            let (queue, dlq) = create_queues(&client, &name, options.max_attempts).await;
-            env.insert("QUEUE_URL", queue);
-            env.insert("AWS_ENDPOINT_URL", endpoint);
-            dead_letter_url = Some(dlq);
-            sqs = Some(client);
+            let production = Production::create(options.max_attempts).await;
+            env.extend(production.env());
+            dead_letter_url = Some(production.dead_letter_url);
+            sqs = Some(production.sqs);
         }
     }
     if let Some(url) = &options.database_url {
-        env.insert("DATABASE_URL", url.clone());
+        env.insert("DATABASE_URL".to_owned(), url.clone());
     }
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
     let services = Services::connect(&settings)
@@ -152,69 +131,6 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         app.worker = Some(app.start_worker(scorer));
     }
     app
-}
-
-async fn create_database(admin: &str, name: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(admin)
-        .await
-        .expect("connect to the test PostgreSQL");
-    let sql = format!("CREATE DATABASE \"{name}\"");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("admin URL ends in /DBNAME");
-    format!("{base}/{name}")
-}
-
-async fn create_bucket(endpoint: &str, name: &str) {
-    let status = reqwest::Client::new()
-        .put(format!("{endpoint}/{name}"))
-        .send()
-        .await
-        .expect("moto answers")
-        .status();
-    assert!(status.is_success(), "creating bucket {name}: {status}");
-}
-
-async fn create_queues(
-    client: &aws_sdk_sqs::Client,
-    name: &str,
-    max_receives: u32,
-) -> (String, String) {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let dlq = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .expect("create DLQ")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("DLQ attributes")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("DLQ ARN");
-    let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string()});
-    let queue = client
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    (queue, dlq)
 }
 
 impl TestApp {
@@ -278,15 +194,16 @@ impl TestApp {
     /// Polls until the prediction reaches `status` (a bound, not a timing
     /// assertion: the test fails only if it never gets there).
     pub async fn wait_for(&self, user: &str, id: &str, status: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..600 {
-            last = self.prediction(user, id).await;
-            if last["status"] == status {
-                return last;
+        let what = format!("prediction {id} is {status}");
+        wait_for(SLOW, &what, async || {
+            let seen = self.prediction(user, id).await;
+            if seen["status"] == status {
+                Ok(seen)
+            } else {
+                Err(seen.to_string())
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("prediction {id} never became {status}; last seen {last}");
+        })
+        .await
     }
 
     /// Every object key in storage.
@@ -300,55 +217,6 @@ impl TestApp {
             worker.await.expect("worker ends cleanly");
         }
     }
-}
-
-/// Keeps waiting (bounded) until `check` is true.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("never happened: {what}");
-}
-
-/// The Telco layout, 21 columns.
-pub const HEADER: &str = "customerID,gender,SeniorCitizen,Partner,Dependents,tenure,PhoneService,\
-MultipleLines,InternetService,OnlineSecurity,OnlineBackup,DeviceProtection,TechSupport,StreamingTV,\
-StreamingMovies,Contract,PaperlessBilling,PaymentMethod,MonthlyCharges,TotalCharges,Churn";
-
-/// `n` plausible customers, varied enough to land in every risk band.
-pub fn customers_csv(n: usize) -> String {
-    let contracts = ["Month-to-month", "One year", "Two year"];
-    let internet = ["Fiber optic", "DSL", "No"];
-    let mut out = String::from(HEADER);
-    out.push('\n');
-    for i in 0..n {
-        let tenure = (i * 7) % 72;
-        let monthly = 20.0 + ((i * 13) % 100) as f64;
-        let net = internet[i % 3];
-        let addon = if net == "No" {
-            "No internet service"
-        } else if i % 2 == 0 {
-            "Yes"
-        } else {
-            "No"
-        };
-        out.push_str(&format!(
-            "C{i:07},{},{},{},No,{tenure},Yes,No,{net},{addon},{addon},{addon},{addon},{addon},{addon},{},Yes,Electronic check,{monthly:.2},{:.2},No\n",
-            if i % 2 == 0 { "Female" } else { "Male" },
-            i % 2,
-            if i % 3 == 0 { "Yes" } else { "No" },
-            contracts[i % 3],
-            monthly * tenure as f64,
-        ));
-    }
-    out
 }
 
 /// The churn model, but the first `score` hangs until released: a worker

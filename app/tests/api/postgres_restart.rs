@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use retainwise_testkit::{TempDir, free_port};
+
 use crate::helpers::{Backend, Options, customers_csv, eventually, required_env, spawn_app_with};
 
 struct Cluster {
     bin: PathBuf,
-    dir: tempfile::TempDir,
+    dir: TempDir,
     port: u16,
 }
 
@@ -34,17 +36,14 @@ impl Cluster {
 
     fn start() -> Cluster {
         let bin = PathBuf::from(required_env("RETAINWISE_TEST_PG_BIN"));
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = TempDir::new();
         let status = Command::new("chown")
             .arg("postgres:")
             .arg(dir.path())
             .status()
             .expect("chown");
         assert!(status.success(), "chown the cluster dir to postgres");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port().port();
         let data = dir.path().join("data");
         run_as_postgres(
             &bin.join("initdb"),

@@ -14,47 +14,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
+use retainwise_testkit::backends::{Backend, Production, embedded_env};
+use retainwise_testkit::process::Process;
+use retainwise_testkit::wait::{SLOW, wait_for};
+use retainwise_testkit::{Reply, TempDir, eventually, send};
 use serde_json::Value;
 
-use super::backends::{Backend, app_env};
 use super::jwks::{JwksServer, start_jwks};
 use super::keys::{TestKey, key_a};
-use super::process::Process;
 use super::tokens::{AZP, ISSUER, token};
-use super::{TempDir, eventually};
 
-/// A response, read completely.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// Sends a request and reads the whole response.
-pub async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.expect("the request reaches the proxy");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.text().await.expect("the response body is read");
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
+/// Messages go to the dead-letter queue after this many receives: the
+/// app's default `APP_JOB_MAX_ATTEMPTS`, as the Terraform sets it.
+const MAX_RECEIVES: u32 = 3;
 
 /// The running stack. Dropping it kills the processes and removes its files.
 #[derive(Debug)]
@@ -92,7 +64,10 @@ impl Stack {
             ("APP_SHUTDOWN_GRACE_SECS".to_owned(), "1".to_owned()),
             ("RUST_LOG".to_owned(), "info".to_owned()),
         ];
-        app_vars.extend(app_env(backend, &dir).await);
+        app_vars.extend(match backend {
+            Backend::Embedded => embedded_env(dir.path()),
+            Backend::Production => Production::create(MAX_RECEIVES).await.env(),
+        });
         let mut app = Process::spawn(
             "retainwise-app",
             &["serve", "--with-worker"],
@@ -199,7 +174,7 @@ impl Stack {
     /// Uploads `csv`, asserting 202, and returns the prediction id.
     pub async fn upload_ok(&self, token: &str, csv: &str) -> String {
         let reply = self.upload(token, csv).await;
-        assert_eq!(reply.status, 202, "upload: {}", reply.body);
+        assert_eq!(reply.status, 202, "upload: {}", reply.text());
         reply.json()["prediction_id"]
             .as_str()
             .expect("a prediction_id")
@@ -210,27 +185,81 @@ impl Stack {
     /// (failing the test if it fails or never gets there).
     pub async fn wait_completed(&self, token: &str, prediction: &str) -> Value {
         let path = format!("/api/predictions/{prediction}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("prediction {prediction} is completed");
+        wait_for(SLOW, &what, async || {
             let reply = self.get(Some(token), &path).await;
-            assert_eq!(reply.status, 200, "prediction status: {}", reply.body);
+            assert_eq!(reply.status, 200, "prediction status: {}", reply.text());
             let body = reply.json();
             match body["status"].as_str() {
-                Some("completed") => return body,
+                Some("completed") => Ok(body),
                 Some("failed") => panic!("prediction {prediction} failed: {body}"),
-                _ => {}
+                _ => Err(body.to_string()),
             }
-            assert!(
-                Instant::now() < deadline,
-                "prediction {prediction} not completed within 60 s: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Whether the app logged a line carrying `request_id` (every request
-    /// it receives is logged with the proxy's `X-Request-Id`).
+    /// it receives is logged with the proxy's `X-Request-Id`). Only a
+    /// "yes" is final: a line may still be on its way; see
+    /// [`Stack::assert_app_never_saw`].
     pub fn app_saw(&self, request_id: &str) -> bool {
         self.app.stdout.contains(request_id)
+    }
+
+    /// Waits until the proxy has logged its line for `request_id` (it logs
+    /// every request it answers, with the reason for a rejection). Checks
+    /// of the logs wait for this first: a line written after the reply
+    /// arrives may still be in the pipe.
+    pub async fn proxy_logged(&self, request_id: &str) {
+        eventually(
+            &format!("the proxy logs request {request_id}"),
+            async || self.proxy.stdout.contains(request_id),
+        )
+        .await;
+    }
+
+    /// Fails the test if the app received any of `request_ids`. The app
+    /// logs requests in the order it answers them, so a valid request sent
+    /// afterwards is awaited first: once its line is there, a line for any
+    /// earlier request would be too.
+    pub async fn assert_app_never_saw(&self, request_ids: &[String]) {
+        let control = format!("e2e-control-{}", uuid::Uuid::new_v4().simple());
+        let reply = send(
+            self.client
+                .get(self.url("/api/uploads"))
+                .bearer_auth(self.token("user_control"))
+                .header("x-request-id", &control),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "control request: {}", reply.text());
+        eventually("the app logs the control request", async || {
+            self.app_saw(&control)
+        })
+        .await;
+        for id in request_ids {
+            assert!(!self.app_saw(id), "the app saw request {id}");
+        }
+    }
+
+    /// Fails the test if any line the proxy or the app wrote so far holds
+    /// `secret` or one of its dot-separated segments. Call it after
+    /// [`Stack::proxy_logged`] and [`Stack::assert_app_never_saw`] for the
+    /// requests that carried it.
+    pub fn assert_logs_never_contain(&self, secret: &str) {
+        let parts: Vec<&str> = std::iter::once(secret)
+            .chain(secret.split('.').filter(|s| s.len() > 8))
+            .collect();
+        for process in [&self.proxy, &self.app] {
+            for line in process.stdout.all().iter().chain(&process.stderr.all()) {
+                for part in &parts {
+                    assert!(
+                        !line.contains(part),
+                        "a {} log line holds (part of) a secret: {line}",
+                        process.name
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,22 +1,23 @@
-//! The real binaries, spawned as black boxes with their JSON log lines kept.
+//! The workspace's binaries, spawned as black boxes with their log lines
+//! kept.
 //!
-//! `env!("CARGO_BIN_EXE_…")` only names a test crate's own binaries, so the
-//! stack's binaries are found next to this test executable
-//! (`target/debug/deps/e2e-… → target/debug/`). Before the first spawn, a
-//! test binary runs `cargo build --workspace --tests` once into the same
-//! target directory: under `cargo test --workspace` it finds everything
-//! fresh at once; under `cargo test -p retainwise-e2e` it builds the
-//! binaries the stack needs (the same feature set, so nothing is rebuilt
-//! twice).
+//! `env!("CARGO_BIN_EXE_…")` only names a package's own binaries, so other
+//! packages' binaries are found next to the running test executable
+//! (`target/<profile>/deps/test-… → target/<profile>/`). Before the first
+//! lookup, a test binary runs `cargo build --workspace --tests` once into
+//! the same target directory: under `cargo test --workspace` it finds
+//! everything fresh at once; under `cargo test -p SOME-SUITE` it builds the
+//! binaries (the same feature set, so nothing is rebuilt twice).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::wait::{SLOW, wait_for};
 
 /// `target/<profile>/`, the folder holding this test executable's `deps/`.
 pub fn profile_dir() -> PathBuf {
@@ -24,6 +25,14 @@ pub fn profile_dir() -> PathBuf {
     exe.parent()
         .and_then(Path::parent)
         .expect("the test executable sits in target/<profile>/deps/")
+        .to_path_buf()
+}
+
+/// The workspace root (this crate sits in `testkit/` under it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ sits in the workspace")
         .to_path_buf()
 }
 
@@ -43,10 +52,6 @@ pub fn binary(name: &str) -> PathBuf {
 fn build_workspace() {
     let profile = profile_dir();
     let target = profile.parent().expect("target/ holds the profile dir");
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .join("Cargo.toml");
     let mut command = Command::new(env!("CARGO"));
     command
         .args([
@@ -56,17 +61,14 @@ fn build_workspace() {
             "--quiet",
             "--manifest-path",
         ])
-        .arg(&manifest)
+        .arg(workspace_root().join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target)
         .stdin(Stdio::null());
     if profile.file_name().is_some_and(|p| p == "release") {
         command.arg("--release");
     }
     let status = command.status().expect("cargo runs");
-    assert!(
-        status.success(),
-        "cargo build of the stack's binaries failed"
-    );
+    assert!(status.success(), "cargo build of the workspace failed");
 }
 
 /// Lines a child process wrote, collected by a background thread.
@@ -74,23 +76,26 @@ fn build_workspace() {
 pub struct Lines(Arc<Mutex<Vec<String>>>);
 
 impl Lines {
-    fn drain(&self, stream: impl Read + Send + 'static, label: String) {
+    /// Collects `stream`'s lines on a thread; each is also written to the
+    /// test's stderr with `label`, which the runner shows when the test
+    /// fails.
+    pub fn drain(&self, stream: impl Read + Send + 'static, label: String) {
         let lines = self.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
-                // Shown by the test runner only when the test fails.
                 eprintln!("[{label}] {line}");
                 lines.0.lock().expect("lines lock").push(line);
             }
         });
     }
 
+    /// Every line so far.
     pub fn all(&self) -> Vec<String> {
         self.0.lock().expect("lines lock").clone()
     }
 
-    /// Whether any line contains `needle`.
+    /// Whether any line so far contains `needle`.
     pub fn contains(&self, needle: &str) -> bool {
         self.0
             .lock()
@@ -122,17 +127,29 @@ impl Lines {
 /// A running child process; killed when dropped.
 #[derive(Debug)]
 pub struct Process {
-    pub name: &'static str,
+    pub name: String,
     child: Child,
     pub stdout: Lines,
     pub stderr: Lines,
 }
 
 impl Process {
-    /// Spawns `binary` with `args`, a cleared environment plus `PATH` and
-    /// `vars`, in `cwd`.
-    pub fn spawn(name: &'static str, args: &[&str], vars: &[(String, String)], cwd: &Path) -> Self {
-        let mut child = Command::new(binary(name))
+    /// Spawns the workspace binary `name` (see [`binary`]) with `args`, a
+    /// cleared environment plus `PATH` and `vars`, in `cwd`.
+    pub fn spawn(name: &str, args: &[&str], vars: &[(String, String)], cwd: &Path) -> Self {
+        Self::spawn_path(name, &binary(name), args, vars, cwd)
+    }
+
+    /// [`Process::spawn`] for an executable given by path (a package's own
+    /// `env!("CARGO_BIN_EXE_…")`), labelled `name` in the logs.
+    pub fn spawn_path(
+        name: &str,
+        path: &Path,
+        args: &[&str],
+        vars: &[(String, String)],
+        cwd: &Path,
+    ) -> Self {
+        let mut child = Command::new(path)
             .args(args)
             .current_dir(cwd)
             .env_clear()
@@ -148,20 +165,21 @@ impl Process {
         stdout.drain(child.stdout.take().expect("piped"), format!("{name} out"));
         stderr.drain(child.stderr.take().expect("piped"), format!("{name} err"));
         Self {
-            name,
+            name: name.to_owned(),
             child,
             stdout,
             stderr,
         }
     }
 
-    /// Waits for the `message` line naming an address; fails the test if
-    /// the process exits first or nothing comes within 60 s.
+    /// Waits for the `message` line naming an address on stdout; fails the
+    /// test if the process exits first or nothing comes within
+    /// [`SLOW`](crate::wait::SLOW).
     pub async fn wait_for_address(&mut self, message: &str, with: &[(&str, &str)]) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("{} logs {message:?} {with:?}", self.name);
+        wait_for(SLOW, &what, async || {
             if let Some(addr) = self.stdout.address(message, with) {
-                return addr;
+                return Ok(addr);
             }
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!(
@@ -171,18 +189,19 @@ impl Process {
                     self.stderr.all().join("\n")
                 );
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} logged no {message:?} line within 60 s",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Err(String::new())
+        })
+        .await
     }
 
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -155,9 +155,9 @@ write("crlf-bad-value.csv", csv(bad[:2], end="\r\n") + "\r\n" + line(bad[2]) + "
 write("cr-only-bad-value.csv", csv(bad[:2], end="\r") + "\r" + line(bad[2]) + "\r",
       error='row 4 (line 5), column tenure: "two" is not a number')
 write("multiline-note-bad-value.csv",
-      ",".join(notes) + "\n" + line(dict(row(ids[0]), Notes="first line\nsecond line\nthird"), notes)
-      + "\n" + line(dict(row(ids[2], tenure="two"), Notes="x"), notes) + "\n",
-      error='row 2 (line 5), column tenure: "two" is not a number')
+      ",".join(notes) + "\r\n" + line(dict(row(ids[0]), Notes="first line\r\nsecond line\r\nthird"), notes)
+      + "\r\n\r\n" + line(dict(row(ids[2], tenure="two"), Notes="x"), notes) + "\r\n",
+      error='row 3 (line 6), column tenure: "two" is not a number')
 write("long-quoted-note.csv",
       ",".join(notes) + "\r\n" + line(dict(row(ids[0]), Notes="ok"), notes) + "\r\n"
       + line(dict(row(ids[1]), Notes="x\r\n" * 120), notes) + "\r\n",

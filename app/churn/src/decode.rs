@@ -18,7 +18,7 @@ use std::io::{self, Read};
 
 /// Largest `.xlsx` workbook read, in bytes (the zip format keeps its
 /// directory at the end, so the whole workbook is held in memory).
-pub const MAX_WORKBOOK_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_WORKBOOK_BYTES: u64 = 128 * 1024 * 1024;
 /// Default bound on the decoded text, in bytes.
 pub const MAX_DECODED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 

@@ -10,12 +10,13 @@
 //! `N`-th record after the header, blank ones included, so it is the
 //! spreadsheet's row `N + 1`; lines are as a text editor shows them.
 //!
-//! When scoring, a customer id may appear once. The check keeps every id once, in one
-//! byte arena, and a table of 32-bit indexes into it keyed by the id's
-//! 64-bit hash: a hit is confirmed by comparing the ids themselves, so a
-//! hash collision is never reported as a duplicate, and the whole costs
-//! about the ids' length plus 17 bytes per row (30 MiB for 1,000,000 rows
-//! of 8-character ids), well inside the upload's memory budget. Keeping
+//! When scoring, a customer id may appear once. The check keeps every id
+//! once, with its first row and line, in one byte arena, and a table of
+//! 32-bit offsets into it keyed by the id's 64-bit hash: a hit is confirmed
+//! by comparing the ids themselves, so a hash collision is never reported
+//! as a duplicate. It costs about the ids' length plus 20 bytes per row
+//! (about 28 MiB for 1,000,000 rows of 8-character ids), inside the
+//! upload's memory budget. Keeping
 //! the ids (rather than re-reading the file to confirm a hit) is what
 //! lets the upload check, which sees the bytes once as they stream, name
 //! both rows.
@@ -52,6 +53,7 @@ pub struct CustomerReader<'a> {
     /// Blank values per category, then `TotalCharges`.
     blanks: [u64; N_CATEGORIES + 1],
     seen: SeenIds,
+    check_ids: bool,
 }
 
 impl std::fmt::Debug for CustomerReader<'_> {
@@ -135,7 +137,15 @@ impl<'a> CustomerReader<'a> {
             blank_rows: 0,
             blanks: [0; N_CATEGORIES + 1],
             seen: SeenIds::default(),
+            check_ids: true,
         })
+    }
+
+    /// Skips the repeated-id check, for a file that already passed it
+    /// (the worker scoring an upload the upload check read whole).
+    pub fn without_id_check(mut self) -> Self {
+        self.check_ids = false;
+        self
     }
 
     /// The matched header.
@@ -220,6 +230,7 @@ impl<'a> CustomerReader<'a> {
             // Training drops repeated customers itself (see `train`); a file
             // to score must name each customer once.
             if self.purpose == Purpose::Score
+                && self.check_ids
                 && let Some((first_row, first_line)) =
                     self.seen.insert(&row.customer_id, self.row, line)
             {
@@ -250,40 +261,55 @@ impl Iterator for CustomerReader<'_> {
 }
 
 /// Every customer id seen, and the row and line it was first seen on.
+///
+/// One arena holds, per id, `[row: u32][line: u32][len: u16][id bytes]`;
+/// the table holds each entry's offset, keyed by the id's hash. About 19
+/// bytes per row plus the id (rows and lines past `u32::MAX` are shown as
+/// that).
 #[derive(Default)]
 struct SeenIds {
     hasher: DefaultHashBuilder,
-    /// Indexes into `ends` / `first`, keyed by the id's hash.
     table: HashTable<u32>,
-    /// Every id, end to end; id `k` ends at `ends[k]`.
     arena: Vec<u8>,
-    ends: Vec<usize>,
-    first: Vec<(u64, u64)>,
+}
+
+/// The id stored at `offset` in `arena`.
+fn stored_id(arena: &[u8], offset: u32) -> &[u8] {
+    let at = offset as usize + 8;
+    let len = usize::from(u16::from_le_bytes([arena[at], arena[at + 1]]));
+    &arena[at + 2..at + 2 + len]
 }
 
 impl SeenIds {
     /// Records `id`; when it was seen before, returns where.
     fn insert(&mut self, id: &str, row: u64, line: u64) -> Option<(u64, u64)> {
         let hash = self.hasher.hash_one(id.as_bytes());
-        let (arena, ends) = (&self.arena, &self.ends);
-        let get = |k: u32| {
-            let k = k as usize;
-            let start = if k == 0 { 0 } else { ends[k - 1] };
-            &arena[start..ends[k]]
-        };
-        if let Some(&k) = self.table.find(hash, |&k| get(k) == id.as_bytes()) {
-            return Some(self.first[k as usize]);
+        let arena = &self.arena;
+        if let Some(&offset) = self
+            .table
+            .find(hash, |&k| stored_id(arena, k) == id.as_bytes())
+        {
+            let at = offset as usize;
+            let word = |i: usize| {
+                u64::from(u32::from_le_bytes(
+                    arena[i..i + 4].try_into().expect("4 bytes"),
+                ))
+            };
+            return Some((word(at), word(at + 4)));
         }
-        let k = u32::try_from(self.ends.len()).expect("fewer than 2^32 rows");
-        self.arena.extend_from_slice(id.as_bytes());
-        self.ends.push(self.arena.len());
-        self.first.push((row, line));
-        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-        self.table.insert_unique(hash, k, |&k| {
-            let k = k as usize;
-            let start = if k == 0 { 0 } else { ends[k - 1] };
-            hasher.hash_one(&arena[start..ends[k]])
-        });
+        // An id over 64 KiB is kept cut: it can only fail to match, and the
+        // record limit makes it rare enough not to matter for memory.
+        let bytes = &id.as_bytes()[..id.len().min(usize::from(u16::MAX))];
+        let offset = u32::try_from(self.arena.len()).expect("ids fit in 4 GiB (the decoded limit)");
+        let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX).to_le_bytes();
+        self.arena.extend_from_slice(&narrow(row));
+        self.arena.extend_from_slice(&narrow(line));
+        self.arena
+            .extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        self.arena.extend_from_slice(bytes);
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        self.table
+            .insert_unique(hash, offset, |&k| hasher.hash_one(stored_id(arena, k)));
         None
     }
 }
@@ -291,7 +317,7 @@ impl SeenIds {
 impl std::fmt::Debug for SeenIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeenIds")
-            .field("ids", &self.ends.len())
+            .field("ids", &self.table.len())
             .finish()
     }
 }

@@ -4,7 +4,7 @@
 //!   in a scratch directory: the one-machine defaults ([`embedded_env`]).
 //! - [`Backend::Production`]: a new PostgreSQL database, S3 bucket and SQS
 //!   queue with a dead-letter queue, per test, on the services
-//!   `scripts/services.sh` starts ([`Production`], features `postgres` and
+//!   `scripts/services.sh` starts (`Production`, features `postgres` and
 //!   `aws`). Without their variables the test fails, naming the script: it
 //!   is never skipped.
 //!

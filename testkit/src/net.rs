@@ -11,3 +11,16 @@ pub fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_free_port_refuses_connections_and_can_be_bound() {
+        let addr = free_port();
+        assert!(addr.ip().is_loopback());
+        assert!(std::net::TcpStream::connect(addr).is_err());
+        TcpListener::bind(addr).expect("the port is free to bind");
+    }
+}

@@ -174,7 +174,7 @@ impl Process {
 
     /// Waits for the `message` line naming an address on stdout; fails the
     /// test if the process exits first or nothing comes within
-    /// [`SLOW`](crate::wait::SLOW).
+    /// [`SLOW`].
     pub async fn wait_for_address(&mut self, message: &str, with: &[(&str, &str)]) -> SocketAddr {
         let what = format!("{} logs {message:?} {with:?}", self.name);
         wait_for(SLOW, &what, async || {
@@ -209,5 +209,39 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventually;
+
+    #[tokio::test]
+    async fn addresses_are_read_from_the_proxys_and_the_apps_log_shapes() {
+        let log = concat!(
+            "not json\n",
+            r#"{"message":"listening","listener":"admin","addr":"127.0.0.1:9"}"#,
+            "\n",
+            r#"{"fields":{"message":"listening","addr":"127.0.0.1:8"}}"#,
+            "\n",
+            r#"{"message":"listening","listener":"data","addr":"127.0.0.1:7"}"#,
+            "\n",
+        );
+        let lines = Lines::default();
+        lines.drain(std::io::Cursor::new(log), "test".into());
+        eventually("all four lines are read", async || lines.all().len() == 4).await;
+        let addr = |with: &[(&str, &str)]| lines.address("listening", with);
+        assert_eq!(
+            addr(&[("listener", "data")]),
+            Some("127.0.0.1:7".parse().expect("addr"))
+        );
+        assert_eq!(
+            addr(&[("listener", "admin")]),
+            Some("127.0.0.1:9".parse().expect("addr"))
+        );
+        assert_eq!(addr(&[]), Some("127.0.0.1:9".parse().expect("addr")));
+        assert_eq!(lines.address("metrics listening", &[]), None);
+        assert!(lines.contains("not json"));
     }
 }

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark of the app service on the embedded backends (SQLite, local
-# files, table queue): upload a 1,000,000-row CSV (about 100 MB), report the
+# files, table queue): upload a 1,000,000-row CSV (about 136 MiB), the same
+# file gzip-compressed and as an .xlsx workbook (written with openpyxl in
+# .dev/bench-venv; BENCH_XLSX=0 skips it), each to a fresh app; report the
 # upload throughput, the app's peak RSS during the upload over its idle RSS
 # (target: < 64 MiB more), and the worker's time from dequeue to completed
-# (target: < 10 s). Everything runs on 127.0.0.1 and is stopped by PID.
+# (target: < 10 s). BENCH_BASE_BIN=PATH also runs another build (say,
+# main's) on the CSV first, in the same run, for a comparison. Everything
+# runs on 127.0.0.1 and is stopped by PID.
 #
 # Usage: scripts/bench-app.sh [ROWS]     (default 1000000)
 set -euo pipefail
@@ -39,60 +43,103 @@ with open(path, "w") as f:
                 f"Yes,Electronic check,{monthly:.2f},{monthly * tenure:.2f},No\n")
 PY
 fi
-size=$(stat -c %s "$csv")
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export APP_LISTEN="127.0.0.1:$port" APP_METRICS_LISTEN=off RUST_LOG=info
-export DATABASE_URL="sqlite://$work/run/app.db" STORAGE_URL="file://$work/run/objects" QUEUE_URL=db
-export APP_MAX_UPLOAD_BYTES=$((1024 * 1024 * 1024))
+gz="$csv.gz"
+if [ ! -f "$gz" ]; then
+    say "compressing $gz"
+    gzip -6 -c "$csv" >"$gz"
+fi
+xlsx="$work/customers-$rows.xlsx"
+if [ ! -f "$xlsx" ] && [ "${BENCH_XLSX:-1}" = 1 ]; then
+    venv=".dev/bench-venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -c 'import openpyxl' 2>/dev/null || "$venv/bin/pip" install -q openpyxl
+    say "writing $xlsx (openpyxl, write-only; takes a while)"
+    "$venv/bin/python" - "$csv" "$xlsx" <<'PY'
+import csv, sys
+from openpyxl import Workbook
+src, dst = sys.argv[1:3]
+wb = Workbook(write_only=True)
+ws = wb.create_sheet("customers")
+numeric = {"tenure", "MonthlyCharges", "TotalCharges", "SeniorCitizen"}
+with open(src, newline="") as f:
+    reader = csv.reader(f)
+    header = next(reader)
+    ws.append(header)
+    cols = [h in numeric for h in header]
+    for r in reader:
+        ws.append([float(v) if n and v else v for v, n in zip(r, cols)])
+wb.save(dst)
+PY
+fi
 
+rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-"$bin" serve >"$work/run/serve.log" 2>&1 &
-pids+=($!)
-serve_pid=$!
-for _ in $(seq 1 100); do "$bin" healthcheck --url "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
-rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
-idle=$(rss_kib "$serve_pid" VmRSS)
-
-say "uploading $rows rows ($((size / 1024 / 1024)) MiB)"
-start=$(date +%s.%N)
-curl -sS -o "$work/run/upload.json" -w '%{http_code}' -X POST -H 'X-User-Id: bench' \
-    -H 'Content-Type: text/csv' -H 'Expect:' --data-binary "@$csv" \
-    "http://127.0.0.1:$port/api/uploads?filename=bench.csv" >"$work/run/status"
-end=$(date +%s.%N)
-peak=$(rss_kib "$serve_pid" VmHWM)
-[ "$(cat "$work/run/status")" = 202 ] || { echo "upload failed: $(cat "$work/run/upload.json")" >&2; exit 1; }
-prediction=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prediction_id"])' "$work/run/upload.json")
-
-say "scoring with the worker"
-"$bin" worker >"$work/run/worker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 1200); do
-    grep -q '"prediction completed"' "$work/run/worker.log" 2>/dev/null && break
-    grep -q '"prediction failed' "$work/run/worker.log" 2>/dev/null && { cat "$work/run/worker.log" >&2; exit 1; }
-    sleep 0.1
-done
-job_ms=$(python3 -c '
+# bench LABEL BINARY FILE: a fresh app (SQLite, files, table queue), one
+# upload of FILE, then the worker; prints one line of figures.
+bench() {
+    local label="$1" bin="$2" file="$3" run="$work/run/$1"
+    mkdir -p "$run"
+    local size port
+    size=$(stat -c %s "$file")
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    export APP_LISTEN="127.0.0.1:$port" APP_METRICS_LISTEN=off RUST_LOG=info
+    export DATABASE_URL="sqlite://$run/app.db" STORAGE_URL="file://$run/objects" QUEUE_URL=db
+    export APP_MAX_UPLOAD_BYTES=$((1024 * 1024 * 1024))
+    "$bin" serve >"$run/serve.log" 2>&1 &
+    local serve_pid=$!
+    pids+=("$serve_pid")
+    for _ in $(seq 1 100); do "$bin" healthcheck --url "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
+    local idle start end peak
+    idle=$(rss_kib "$serve_pid" VmRSS)
+    start=$(date +%s.%N)
+    curl -sS -o "$run/upload.json" -w '%{http_code}' -X POST -H 'X-User-Id: bench' \
+        -H 'Content-Type: application/octet-stream' -H 'Expect:' --data-binary "@$file" \
+        "http://127.0.0.1:$port/api/uploads?filename=$(basename "$file")" >"$run/status"
+    end=$(date +%s.%N)
+    peak=$(rss_kib "$serve_pid" VmHWM)
+    if [ "$(cat "$run/status")" != 202 ]; then
+        echo "$label: upload failed: $(cat "$run/upload.json")" >&2
+        kill "$serve_pid"; return 1
+    fi
+    "$bin" worker >"$run/worker.log" 2>&1 &
+    local worker_pid=$!
+    pids+=("$worker_pid")
+    for _ in $(seq 1 3000); do
+        grep -q '"prediction completed"' "$run/worker.log" 2>/dev/null && break
+        grep -q '"prediction failed' "$run/worker.log" 2>/dev/null && { cat "$run/worker.log" >&2; break; }
+        sleep 0.1
+    done
+    local worker_peak
+    worker_peak=$(rss_kib "$worker_pid" VmHWM)
+    kill "$serve_pid" "$worker_pid" 2>/dev/null || true
+    wait "$serve_pid" "$worker_pid" 2>/dev/null || true
+    python3 - "$label" "$size" "$start" "$end" "$idle" "$peak" "$run/worker.log" "$worker_peak" <<'PY'
 import json, sys
-for line in open(sys.argv[1]):
+label, size, start, end, idle, peak, log, wpeak = sys.argv[1:9]
+job_ms = None
+for line in open(log):
     try: r = json.loads(line)
     except ValueError: continue
     f = r.get("fields", {})
-    if f.get("message") == "prediction completed": print(f["elapsed_ms"]); break
-' "$work/run/worker.log")
-
-python3 - "$size" "$start" "$end" "$idle" "$peak" "$job_ms" "$rows" "$prediction" <<'PY'
-import sys
-size, start, end, idle, peak, job_ms, rows, pid = sys.argv[1:9]
+    if f.get("message") == "prediction completed": job_ms = f["elapsed_ms"]; break
 secs = float(end) - float(start)
-print(f"rows                      {int(rows):,}")
-print(f"file                      {int(size) / 2**20:.1f} MiB")
-print(f"upload                    {secs:.2f} s, {int(size) / 2**20 / secs:.1f} MiB/s")
-print(f"app RSS idle / peak       {int(idle) / 1024:.1f} MiB / {int(peak) / 1024:.1f} MiB "
-      f"(+{(int(peak) - int(idle)) / 1024:.1f} MiB; target < 64)")
-print(f"worker dequeue→completed  {int(job_ms) / 1000:.2f} s (target < 10)")
-print(f"prediction                {pid}")
+job = f"{job_ms / 1000:.2f} s" if job_ms is not None else "FAILED"
+print(f"{label:<12} {int(size) / 2**20:7.1f} MiB  upload {secs:6.2f} s {int(size) / 2**20 / secs:7.1f} MiB/s  "
+      f"serve RSS +{(int(peak) - int(idle)) / 1024:6.1f} MiB  worker {job}  worker peak RSS {int(wpeak) / 1024:.1f} MiB")
 PY
+}
+
+say "1,000,000-row figures (upload throughput counts the bytes sent; RSS growth target < 64 MiB)"
+rm -rf "$work/run" && mkdir -p "$work/run"
+if [ -n "${BENCH_BASE_BIN:-}" ]; then
+    bench base-csv "$BENCH_BASE_BIN" "$csv"
+fi
+bench csv "$bin" "$csv"
+bench csv.gz "$bin" "$gz"
+if [ -f "$xlsx" ]; then
+    bench xlsx "$bin" "$xlsx"
+fi

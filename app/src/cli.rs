@@ -108,6 +108,11 @@ pub struct ScoreArgs {
     /// Where to write the scored CSV.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write the ingest report (columns used, ignored, imputed; blank
+    /// rows; likely mistakes) as JSON to this file. It is always printed to
+    /// stderr.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -264,7 +269,15 @@ fn score_cmd(args: ScoreArgs) -> CliResult {
     let scorer = Scorer::new(&model)?;
     let input = read(&args.data)?;
     let mut output = Vec::with_capacity(input.len());
-    let summary = score::score_csv(&scorer, input.as_slice(), &mut output)?;
+    let (summary, report) = score::score_csv(&scorer, input.as_slice(), &mut output)?;
+    for line in report.lines() {
+        eprintln!("ingest: {line}");
+    }
+    if let Some(path) = &args.report {
+        let mut json = serde_json::to_string_pretty(&report)?;
+        json.push('\n');
+        write_atomically(path, json.as_bytes())?;
+    }
     write_atomically(&args.out, &output)?;
     println!(
         "scored {} customers: {} high, {} medium, {} low risk; wrote {}",

@@ -17,6 +17,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use retainwise_churn::report::IngestReport;
+
 use crate::db::uploads::NewUpload;
 use crate::domain::{PredictionId, UploadId, UserId};
 use crate::http::AppState;
@@ -32,6 +34,8 @@ pub struct Accepted {
     pub prediction_id: PredictionId,
     pub rows: u64,
     pub bytes: u64,
+    /// What was made of the file, when the model says.
+    pub report: Option<IngestReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,19 +70,18 @@ where
     let mut writer = state.storage.writer(&key).await?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
     let scorer = state.scorer.clone();
-    let validation =
-        tokio::task::spawn_blocking(move || scorer.validate(&mut ChannelReader::new(rx)));
+    let validation = tokio::task::spawn_blocking(move || scorer.check(&mut ChannelReader::new(rx)));
 
     let streamed = stream_into(state.max_upload_bytes, body, &tx, &mut writer).await;
     drop(tx);
     let validated = validation.await;
     let bytes = writer.bytes_written();
-    let rows = match (streamed, validated) {
+    let checked = match (streamed, validated) {
         (Err(e), _) => {
             writer.abort().await;
             return Err(e);
         }
-        (Ok(()), Ok(Ok(rows))) if rows > 0 => rows,
+        (Ok(()), Ok(Ok(checked))) if checked.rows > 0 => checked,
         (Ok(()), Ok(Ok(_))) => {
             writer.abort().await;
             return Err(IngestError::BadCsv(
@@ -99,6 +102,8 @@ where
         }
     };
     writer.finish().await?;
+    let rows = checked.rows;
+    let report = checked.report;
 
     let prediction_id = PredictionId::new();
     let record = NewUpload {
@@ -109,6 +114,9 @@ where
         object_key: &key,
         size_bytes: bytes,
         rows,
+        ingest_report: report
+            .as_ref()
+            .map(|r| serde_json::to_string(r).expect("a report serialises")),
     };
     if let Err(e) = state.db.insert_upload(&record).await {
         cleanup(state, upload_id, &key, false).await;
@@ -124,6 +132,7 @@ where
         prediction_id,
         rows,
         bytes,
+        report,
     })
 }
 

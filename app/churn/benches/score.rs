@@ -117,7 +117,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     group.bench_function("parse+score+write 100k rows", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(input.len());
-            let summary = score::score_csv(&scorer, black_box(input.as_slice()), &mut out)
+            let (summary, _) = score::score_csv(&scorer, black_box(input.as_slice()), &mut out)
                 .expect("synthetic rows are valid");
             black_box((summary, out))
         });

@@ -10,8 +10,12 @@
 //! [`score::score_rows`], and [`score::ScoreWriter`].
 //!
 //! ## What it does
-//! - Reads customer CSVs with forgiving headers (`customerID`,
-//!   `customer_id`, `Customer Id`) and strict values ([`schema`]).
+//! - Reads customer files as people export them ([`reader`]): UTF-8 or
+//!   UTF-16 CSV with `,`, `;` or tab, gzip, the first sheet of an `.xlsx`
+//!   ([`decode`], [`xlsx`]), with line numbers as an editor shows them and
+//!   bounded fields and records ([`records`]); forgiving headers
+//!   (`customerID`, `customer_id`, `Customer Id`) and strict values
+//!   ([`schema`]); and says what it made of the file ([`report`]).
 //! - Trains a seeded, reproducible model: logistic regression, shallow
 //!   gradient-boosted trees, or a blend of both ([`train`]), on a
 //!   stratified split by customer that keeps a test part unseen ([`split`]).
@@ -25,8 +29,9 @@
 //!
 //! ## What it refuses to do
 //! - Guess at bad input: an unknown category, a negative or non-numeric
-//!   number, a missing required column is an error naming row and column,
-//!   never a silently imputed value. Only *absent* optional values are
+//!   number, a missing required column, a repeated customer id (when
+//!   scoring), an unclosed quote is an error naming row and line, never a
+//!   silently imputed value or a swallowed row. Only *absent* optional values are
 //!   imputed, the way training did.
 //! - Score with a model file written for a different feature layout or
 //!   schema version.
@@ -51,11 +56,16 @@
 
 pub mod additive;
 pub mod boost;
+pub mod decode;
 pub mod evaluate;
 pub mod features;
 pub mod logistic;
 pub mod model;
+pub mod reader;
+pub mod records;
+pub mod report;
 pub mod schema;
 pub mod score;
 pub mod split;
 pub mod train;
+pub mod xlsx;

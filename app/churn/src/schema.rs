@@ -11,14 +11,20 @@
 //!   Any other known column may be missing (from the header, or blank in a
 //!   row): it is left as `None` here and imputed later by
 //!   [`crate::features`], exactly as training did.
-//! - Category values match case-insensitively (`month-to-month`); an unknown
-//!   value, a negative or non-numeric number is an error naming the row, the
-//!   line and the column.
+//! - Category values match case-insensitively (`month-to-month`); a yes/no
+//!   column (and `SeniorCitizen`) also takes `Y/N`, `True/False`, `1/0`
+//!   ([`yes_no`]). An unknown value, a negative or non-numeric number is an
+//!   error naming the row, the line and the column (and, for yes/no, the
+//!   accepted spellings).
+//! - `Churn` is read for training and ignored, never checked, for scoring
+//!   ([`Purpose`]).
 //! - `TotalCharges` is blank for brand-new customers in the source data; a
 //!   blank is kept as `None` (imputed as `tenure × MonthlyCharges`, which is
 //!   0 for a customer with tenure 0).
 
 use std::io;
+
+use crate::records::Record;
 
 /// A categorical column: its canonical name and its levels, in the spelling
 /// of the source data set (the spelling used in explanations).
@@ -216,6 +222,20 @@ pub enum SchemaError {
         line: u64,
         message: String,
     },
+    #[error(
+        "rows {first_row} (line {first_line}) and {row} (line {line}) have the same customerID {id:?}; each customer must appear once"
+    )]
+    DuplicateId {
+        id: String,
+        first_row: u64,
+        first_line: u64,
+        row: u64,
+        line: u64,
+    },
+    /// Not a file we read (PDF, image, `.xls`, ...), or one that cannot be
+    /// decoded: says what it appears to be.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("reading the CSV: {0}")]
     Io(#[from] io::Error),
 }
@@ -241,15 +261,26 @@ pub struct HeaderMap {
 }
 
 impl HeaderMap {
-    /// Matches a header row against [`FIELDS`].
-    pub fn new<'a>(headers: impl IntoIterator<Item = &'a str>) -> Result<Self, SchemaError> {
+    /// Matches a header row against [`FIELDS`]. When scoring, `Churn` is
+    /// not read (it is listed as ignored and never validated).
+    pub fn new<'a>(
+        headers: impl IntoIterator<Item = &'a str>,
+        purpose: Purpose,
+    ) -> Result<Self, SchemaError> {
         let wanted: Vec<String> = FIELDS.iter().map(|f| normalize_header(f.name())).collect();
         let mut positions = [None; FIELDS.len()];
         let mut originals: [Option<String>; FIELDS.len()] = Default::default();
         let mut ignored = Vec::new();
         for (index, header) in headers.into_iter().enumerate() {
             let key = normalize_header(header);
-            match wanted.iter().position(|w| *w == key) {
+            if header.trim().is_empty() {
+                ignored.push(format!("(column {})", index + 1));
+                continue;
+            }
+            let known = wanted.iter().position(|w| *w == key);
+            let known =
+                known.filter(|k| !(purpose == Purpose::Score && FIELDS[*k] == Field::Churn));
+            match known {
                 Some(k) => {
                     if let Some(first) = &originals[k] {
                         return Err(SchemaError::DuplicateColumn {
@@ -285,12 +316,30 @@ impl HeaderMap {
             .collect()
     }
 
+    /// The CSV index of `field`, if the file has it.
+    pub fn position(&self, field: Field) -> Option<usize> {
+        self.positions[field_slot(field)]
+    }
+
+    /// Known columns the file has, by canonical name, in [`FIELDS`] order.
+    pub fn used(&self) -> Vec<&'static str> {
+        FIELDS
+            .iter()
+            .zip(&self.positions)
+            .filter(|(_, p)| p.is_some())
+            .map(|(f, _)| f.name())
+            .collect()
+    }
+
     /// Parses one record. `row` and `line` are used in error messages only.
+    ///
+    /// With `decimal_comma` (a `;`-separated file), `70,35` reads as 70.35.
     pub fn parse_row(
         &self,
-        record: &csv::StringRecord,
+        record: &Record,
         row: u64,
         line: u64,
+        decimal_comma: bool,
     ) -> Result<CustomerRow, SchemaError> {
         let bad = |field: Field, problem: String| SchemaError::BadValue {
             row,
@@ -309,7 +358,12 @@ impl HeaderMap {
             cell(field)?.ok_or_else(|| bad(field, "is blank; a value is required".into()))
         };
         let number = |field: Field, text: &str| -> Result<f64, SchemaError> {
-            match text.parse::<f64>() {
+            let parsed = if decimal_comma && text.contains(',') && !text.contains('.') {
+                text.replacen(',', ".", 1).parse::<f64>()
+            } else {
+                text.parse::<f64>()
+            };
+            match parsed {
                 Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
                 Ok(_) => Err(bad(field, format!("{text:?} must be a number ≥ 0"))),
                 Err(_) => Err(bad(field, format!("{text:?} is not a number"))),
@@ -333,27 +387,30 @@ impl HeaderMap {
                 continue;
             };
             let levels = CATEGORIES[i].levels;
-            let level = levels
-                .iter()
-                .position(|l| l.eq_ignore_ascii_case(text))
-                .ok_or_else(|| {
-                    bad(
-                        field,
-                        format!(
-                            "unknown value {text:?}; expected one of: {}",
-                            levels.join(", ")
-                        ),
-                    )
-                })?;
+            let level = level_of(levels, text).ok_or_else(|| {
+                let spellings = if levels.contains(&"Yes") || levels == ["0", "1"] {
+                    YES_NO_SPELLINGS
+                } else {
+                    ""
+                };
+                bad(
+                    field,
+                    format!(
+                        "unknown value {text:?}; expected one of: {}{spellings}",
+                        levels.join(", ")
+                    ),
+                )
+            })?;
             *slot = Some(level as u8);
         }
         let churn = match cell(Field::Churn)? {
             None => None,
-            Some(t) if t.eq_ignore_ascii_case("yes") || t == "1" => Some(true),
-            Some(t) if t.eq_ignore_ascii_case("no") || t == "0" => Some(false),
-            Some(t) => {
-                return Err(bad(Field::Churn, format!("{t:?} is not Yes or No")));
-            }
+            Some(t) => Some(yes_no(t).ok_or_else(|| {
+                bad(
+                    Field::Churn,
+                    format!("unknown value {t:?}; expected one of: No, Yes{YES_NO_SPELLINGS}"),
+                )
+            })?),
         };
         Ok(CustomerRow {
             customer_id,
@@ -364,6 +421,49 @@ impl HeaderMap {
             churn,
         })
     }
+}
+
+/// How the accepted yes/no spellings are described in errors.
+const YES_NO_SPELLINGS: &str = " (or Y/N, True/False, 1/0, in any case)";
+
+/// The usual spellings of yes and no: `Yes/No`, `Y/N`, `True/False`,
+/// `1/0`, in any case.
+pub fn yes_no(text: &str) -> Option<bool> {
+    const YES: [&str; 4] = ["yes", "y", "true", "1"];
+    const NO: [&str; 4] = ["no", "n", "false", "0"];
+    if YES.iter().any(|y| y.eq_ignore_ascii_case(text)) {
+        Some(true)
+    } else if NO.iter().any(|n| n.eq_ignore_ascii_case(text)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The level `text` names: exact up to case, or, for a column whose levels
+/// are yes/no (`Yes`/`No`, or `SeniorCitizen`'s `1`/`0`), any spelling
+/// [`yes_no`] accepts.
+fn level_of(levels: &[&str], text: &str) -> Option<usize> {
+    if let Some(level) = levels.iter().position(|l| l.eq_ignore_ascii_case(text)) {
+        return Some(level);
+    }
+    let (yes, no) = if levels == ["0", "1"] {
+        ("1", "0")
+    } else if levels.contains(&"Yes") {
+        ("Yes", "No")
+    } else {
+        return None;
+    };
+    let wanted = if yes_no(text)? { yes } else { no };
+    levels.iter().position(|l| *l == wanted)
+}
+
+/// Whether a file is read to train (the `Churn` label is read) or to score
+/// (`Churn` is ignored, never validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Train,
+    Score,
 }
 
 /// The position of `field` in [`FIELDS`] (checked by a test).
@@ -379,117 +479,7 @@ const fn field_slot(field: Field) -> usize {
     }
 }
 
-/// Streams [`CustomerRow`]s out of a CSV, one record at a time.
-///
-/// The header is read by [`CustomerReader::new`]; an empty input is
-/// [`SchemaError::Empty`], a header without rows yields no rows.
-#[derive(Debug)]
-pub struct CustomerReader<R> {
-    csv: csv::Reader<R>,
-    header: HeaderMap,
-    record: csv::StringRecord,
-    row: u64,
-}
-
-impl<R: io::Read> CustomerReader<R> {
-    pub fn new(input: R) -> Result<Self, SchemaError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(input);
-        let mut record = csv::ByteRecord::new();
-        let has_header = csv
-            .read_byte_record(&mut record)
-            .map_err(|e| csv_error(e, 0))?;
-        let headers: Vec<String> = record
-            .iter()
-            .map(|h| String::from_utf8_lossy(h).into_owned())
-            .collect();
-        if !has_header || headers.iter().all(|h| h.trim().is_empty()) {
-            return Err(SchemaError::Empty);
-        }
-        let header = HeaderMap::new(headers.iter().map(String::as_str))?;
-        Ok(CustomerReader {
-            csv,
-            header,
-            record: csv::StringRecord::new(),
-            row: 0,
-        })
-    }
-
-    /// The matched header.
-    pub fn header(&self) -> &HeaderMap {
-        &self.header
-    }
-}
-
-impl<R: io::Read> Iterator for CustomerReader<R> {
-    type Item = Result<CustomerRow, SchemaError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match self.csv.read_record(&mut self.record) {
-                Ok(false) => return None,
-                Ok(true) => {}
-                Err(e) => return Some(Err(csv_error(e, self.row + 1))),
-            }
-            self.row += 1;
-            // A line with nothing on it (often a trailing one) is not a customer.
-            if self.record.len() == 1 && self.record[0].trim().is_empty() {
-                self.row -= 1;
-                continue;
-            }
-            let line = self.record.position().map_or(0, |p| p.line());
-            return Some(self.header.parse_row(&self.record, self.row, line));
-        }
-    }
-}
-
-fn csv_error(error: csv::Error, row: u64) -> SchemaError {
-    let line = error.position().map_or(0, |p| p.line());
-    match error.into_kind() {
-        csv::ErrorKind::Io(e) => SchemaError::Io(e),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => SchemaError::BadRecord {
-            row,
-            line,
-            message: format!("has {len} fields but the header has {expected_len}"),
-        },
-        csv::ErrorKind::Utf8 { .. } => SchemaError::BadRecord {
-            row,
-            line,
-            message: "is not valid UTF-8".into(),
-        },
-        other => SchemaError::BadRecord {
-            row,
-            line,
-            message: format!("{other:?}"),
-        },
-    }
-}
-
-/// A whole customer file, parsed.
-#[derive(Debug, Clone)]
-pub struct Customers {
-    pub rows: Vec<CustomerRow>,
-    /// Headers that matched no known column.
-    pub ignored_columns: Vec<String>,
-    /// Known columns the file lacks (imputed).
-    pub absent_columns: Vec<&'static str>,
-}
-
-/// Reads every row of a customer CSV; the first bad row stops the read.
-pub fn read_customers<R: io::Read>(input: R) -> Result<Customers, SchemaError> {
-    let reader = CustomerReader::new(input)?;
-    let ignored_columns = reader.header().ignored.clone();
-    let absent_columns = reader.header().absent();
-    let rows = reader.collect::<Result<Vec<_>, _>>()?;
-    Ok(Customers {
-        rows,
-        ignored_columns,
-        absent_columns,
-    })
-}
+pub use crate::reader::{CustomerReader, Customers, read_customers, read_customers_for};
 
 #[cfg(test)]
 mod tests {

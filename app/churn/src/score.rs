@@ -18,6 +18,7 @@ use crate::features::{
 };
 use crate::logistic::sigmoid;
 use crate::model::{Estimator, ModelError, ModelFile, RiskThresholds};
+use crate::report::IngestReport;
 use crate::schema::{self, CATEGORIES, CustomerRow, N_CATEGORIES, SchemaError};
 
 /// How many factors each score reports.
@@ -350,14 +351,15 @@ pub enum ScoreError {
     Write(#[from] io::Error),
 }
 
-/// Parses the whole input, then scores and writes row by row: a bad row
-/// anywhere means nothing is written.
+/// Parses the whole input (for scoring: `Churn` is ignored), then scores
+/// and writes row by row: a bad row anywhere means nothing is written.
+/// Returns the counts and the ingest report.
 pub fn score_csv<R: io::Read, W: io::Write>(
     scorer: &Scorer,
     input: R,
     output: W,
-) -> Result<ScoreSummary, ScoreError> {
-    let customers = schema::read_customers(input)?;
+) -> Result<(ScoreSummary, IngestReport), ScoreError> {
+    let customers = schema::read_customers_for(input, schema::Purpose::Score)?;
     let mut summary = ScoreSummary::default();
     let mut writer = ScoreWriter::new(output)?;
     for row in &customers.rows {
@@ -366,7 +368,7 @@ pub fn score_csv<R: io::Read, W: io::Write>(
         writer.write(scorer, row, &score)?;
     }
     writer.finish()?;
-    Ok(summary)
+    Ok((summary, customers.report))
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub struct Prediction {
     pub error: Option<String>,
     pub created_at: String,
     pub completed_at: Option<String>,
+    /// What was made of the uploaded file (`null` for predictions recorded
+    /// before the report existed).
+    pub ingest_report: Option<serde_json::Value>,
     #[serde(skip)]
     pub output_key: Option<String>,
     #[serde(skip)]
@@ -39,11 +42,11 @@ pub struct Completion<'a> {
 }
 
 const SELECT_FOR_USER: &str = "SELECT p.id, p.upload_id, p.status, p.rows, p.high_risk, p.error, \
-     p.created_at, p.completed_at, p.output_key, p.attempts, u.object_key \
+     p.created_at, p.completed_at, p.output_key, p.attempts, p.ingest_report, u.object_key \
      FROM predictions p JOIN uploads u ON u.id = p.upload_id WHERE p.id = $1 AND p.user_id = $2";
 
 const SELECT_ANY: &str = "SELECT p.id, p.upload_id, p.status, p.rows, p.high_risk, p.error, \
-     p.created_at, p.completed_at, p.output_key, p.attempts, u.object_key \
+     p.created_at, p.completed_at, p.output_key, p.attempts, p.ingest_report, u.object_key \
      FROM predictions p JOIN uploads u ON u.id = p.upload_id WHERE p.id = $1";
 
 fn from_row(r: &AnyRow) -> Result<Prediction, sqlx::Error> {
@@ -60,6 +63,11 @@ fn from_row(r: &AnyRow) -> Result<Prediction, sqlx::Error> {
         error: r.try_get("error")?,
         created_at: rfc3339(r.try_get("created_at")?),
         completed_at: completed_at.map(rfc3339),
+        ingest_report: r
+            .try_get::<Option<String>, _>("ingest_report")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         output_key: r.try_get("output_key")?,
         object_key: r.try_get("object_key")?,
         attempts: r.try_get::<i32, _>("attempts").map(i64::from)?,

@@ -28,6 +28,8 @@ pub struct NewUpload<'a> {
     pub object_key: &'a str,
     pub size_bytes: u64,
     pub rows: u64,
+    /// The ingest report, as JSON text.
+    pub ingest_report: Option<String>,
 }
 
 impl Db {
@@ -49,13 +51,14 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO predictions (id, upload_id, user_id, status, attempts, created_at) \
-             VALUES ($1, $2, $3, 'queued', 0, $4)",
+            "INSERT INTO predictions (id, upload_id, user_id, status, attempts, created_at, ingest_report) \
+             VALUES ($1, $2, $3, 'queued', 0, $4, $5)",
         )
         .bind(u.prediction_id.to_string())
         .bind(u.id.to_string())
         .bind(u.user.as_str())
         .bind(now)
+        .bind(u.ingest_report.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await

@@ -23,7 +23,9 @@ pub struct UploadQuery {
 pub enum CreateError {
     #[error(transparent)]
     Ingest(#[from] IngestError),
-    #[error("send the CSV as text/csv or as multipart/form-data field `file`, not {0}")]
+    #[error(
+        "send the file as text/csv (or another type a browser uses for a CSV or workbook) or as multipart/form-data field `file`, not {0}"
+    )]
     UnsupportedType(String),
     #[error("the multipart body has no field named `file`")]
     NoFileField,
@@ -123,8 +125,14 @@ pub async fn create(
     } else if [
         "text/csv",
         "text/plain",
+        "text/x-csv",
+        "text/tab-separated-values",
         "application/csv",
         "application/octet-stream",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/gzip",
+        "application/x-gzip",
     ]
     .iter()
     .any(|t| content_type.starts_with(t))
@@ -141,6 +149,7 @@ pub async fn create(
         "prediction_id": accepted.prediction_id,
         "status": Status::Queued,
         "rows": accepted.rows,
+        "ingest_report": accepted.report,
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 
-use super::{FileScorer, ScoringError, Summary};
+use super::{Checked, FileScorer, ScoringError, Summary};
 use retainwise_churn::model::{ModelError, ModelFile};
 use retainwise_churn::schema::{CustomerReader, SchemaError};
 use retainwise_churn::score::{ScoreSummary, ScoreWriter, Scorer};
@@ -32,19 +32,30 @@ fn schema_error(e: SchemaError) -> ScoringError {
 
 impl FileScorer for Churn {
     fn validate(&self, input: &mut dyn Read) -> Result<u64, ScoringError> {
-        let reader = CustomerReader::new(input).map_err(schema_error)?;
+        self.check(input).map(|checked| checked.rows)
+    }
+
+    fn check(&self, input: &mut dyn Read) -> Result<Checked, ScoringError> {
+        let mut reader = CustomerReader::for_scoring(input).map_err(schema_error)?;
         let mut rows = 0;
-        for row in reader {
+        for row in reader.by_ref() {
             row.map_err(schema_error)?;
             rows += 1;
         }
-        Ok(rows)
+        Ok(Checked {
+            rows,
+            report: Some(reader.report()),
+        })
     }
 
     fn score(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<Summary, ScoringError> {
         // Row by row: a bad row stops the job, and the caller aborts the
         // output upload, so nothing half-written becomes visible.
-        let reader = CustomerReader::new(input).map_err(schema_error)?;
+        // The upload check read this very file whole and refused repeated
+        // ids; the worker does not pay for that table again.
+        let reader = CustomerReader::for_scoring(input)
+            .map_err(schema_error)?
+            .without_id_check();
         let mut summary = ScoreSummary::default();
         let mut writer = ScoreWriter::new(output)?;
         for row in reader {

@@ -7,6 +7,8 @@ pub mod churn;
 
 use std::io::{self, Read, Write};
 
+use retainwise_churn::report::IngestReport;
+
 /// Counts recorded with a completed prediction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -24,10 +26,25 @@ pub enum ScoringError {
     Io(#[from] io::Error),
 }
 
+/// What checking a whole file found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub rows: u64,
+    /// What was made of the file's columns and rows, when the model says.
+    pub report: Option<IngestReport>,
+}
+
 pub trait FileScorer: Send + Sync + std::fmt::Debug + 'static {
     /// Reads a whole customer file, checking the header and every row;
     /// returns the number of customer rows.
     fn validate(&self, input: &mut dyn Read) -> Result<u64, ScoringError>;
+    /// Like [`FileScorer::validate`], with the ingest report.
+    fn check(&self, input: &mut dyn Read) -> Result<Checked, ScoringError> {
+        Ok(Checked {
+            rows: self.validate(input)?,
+            report: None,
+        })
+    }
     /// Scores a customer file into the output CSV.
     fn score(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<Summary, ScoringError>;
 }

@@ -4,6 +4,7 @@
 
 mod backlog;
 mod helpers;
+mod ingest;
 mod isolation;
 mod postgres_restart;
 mod uploads;

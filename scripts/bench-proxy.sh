@@ -14,7 +14,7 @@
 # Servers are pinned to core 1, wrk to core 0. Then the memory figure:
 # RSS of nginx and of the proxy holding 10,000 idle keep-alive connections
 # that have each served one request, and after they close.
-# Usage: scripts/bench-proxy.sh [ROUNDS] [SECONDS] [TOKENS]
+# Usage: [BASELINE=older-retainwise-proxy] scripts/bench-proxy.sh [ROUNDS] [SECONDS] [TOKENS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,17 +121,25 @@ EOF
 taskset -c 1 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
 
 : >"$work/empty.toml"
-start_proxy() { # $1 name, then extra VAR=value settings
-    local name=$1; shift
+start_proxy() { # $1 name, $2 binary, then extra VAR=value settings
+    local name=$1 binary=$2; shift 2
     env CLERK_ISSUER_URL=$issuer CLERK_AUTHORIZED_PARTIES=$azp \
         PROXY_JWKS_FILE="$work/keys/jwks.json" PROXY_LISTEN=127.0.0.1:${port[$name]} \
         PROXY_ADMIN_LISTEN=127.0.0.1:$(free_port) PROXY_UPSTREAM=http://127.0.0.1:${port[up]} \
-        PROXY_ACCESS_LOG=false "$@" \
-        taskset -c 1 "$bin"/retainwise-proxy --config "$work/empty.toml" >"$work/$name.log" 2>&1 &
+        "$@" taskset -c 1 "$binary" --config "$work/empty.toml" >"$work/$name.log" 2>&1 &
 }
-start_proxy ours; ours_pid=$!; pids+=($!)
-start_proxy ours-log PROXY_ACCESS_LOG=true; pids+=($!)
-start_proxy ours-cold PROXY_TOKEN_CACHE_SIZE=1; pids+=($!)
+ours=$bin/retainwise-proxy
+start_proxy ours "$ours" PROXY_ACCESS_LOG=false; ours_pid=$!; pids+=($!)
+start_proxy ours-log "$ours" PROXY_ACCESS_LOG=true; pids+=($!)
+start_proxy ours-cold "$ours" PROXY_ACCESS_LOG=false PROXY_TOKEN_CACHE_SIZE=1; pids+=($!)
+# BASELINE=path/to/an/older/retainwise-proxy adds it, one token and cold,
+# to the same run (its access line is off through PROXY_LOG=warn, which
+# works on builds without PROXY_ACCESS_LOG).
+if [ -n "${BASELINE:-}" ]; then
+    port[before]=$(free_port); port[before-cold]=$(free_port)
+    start_proxy before "$BASELINE" PROXY_LOG=warn; pids+=($!)
+    start_proxy before-cold "$BASELINE" PROXY_LOG=warn PROXY_TOKEN_CACHE_SIZE=1; pids+=($!)
+fi
 # Half a core: a cgroup v1 cpu controller (this machine) or v2 cpu.max.
 if [ -w /sys/fs/cgroup/cpu ] && mkdir -p /sys/fs/cgroup/cpu/rw-bench 2>/dev/null; then
     cgroup=/sys/fs/cgroup/cpu/rw-bench
@@ -143,7 +151,7 @@ fi
 if [ -n "$cgroup" ]; then
     # The proxy starts inside the cgroup, so it sizes its runtime from it.
     echo $$ >"$cgroup/cgroup.procs" 2>/dev/null || echo $$ >"$cgroup/tasks"
-    start_proxy ours-half; pids+=($!)
+    start_proxy ours-half "$ours" PROXY_ACCESS_LOG=false; pids+=($!)
     echo $$ >/sys/fs/cgroup/cpu/cgroup.procs 2>/dev/null || echo $$ >/sys/fs/cgroup/cgroup.procs
 else
     echo "note: cannot create a CPU cgroup here; ours-half is left out" >&2
@@ -151,6 +159,7 @@ fi
 
 targets=(direct nginx haproxy ours ours-log ours-cold)
 [ -n "$cgroup" ] && targets+=(ours-half)
+[ -n "${BASELINE:-}" ] && targets+=(before before-cold)
 url_of() { case $1 in direct) echo "http://127.0.0.1:${port[up]}/api/uploads";;
     *) echo "http://127.0.0.1:${port[$1]}/api/uploads";; esac; }
 
@@ -179,7 +188,7 @@ to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v} else if (v ~ /ms$
 # -H needs its value as one argument, so each branch spells it out.
 run_wrk() {
     local t=$1; shift
-    case $t in haproxy|ours-cold) taskset -c 0 wrk -t1 "$@" -s "$work/rotate.lua" "$(url_of "$t")";;
+    case $t in haproxy|*-cold) taskset -c 0 wrk -t1 "$@" -s "$work/rotate.lua" "$(url_of "$t")";;
         *) taskset -c 0 wrk -t1 "$@" -H "Authorization: Bearer $token" "$(url_of "$t")";; esac
 }
 
@@ -250,7 +259,9 @@ label() { case $1 in direct) echo "direct to the upstream";; nginx) echo "nginx 
     haproxy) echo "HAProxy jwt_verify, every request, 1 thread";; ours) echo "retainwise-proxy, one token, access log off";;
     ours-log) echo "retainwise-proxy, one token, access log on";;
     ours-cold) echo "retainwise-proxy, $ntokens tokens, cache size 1";;
-    ours-half) echo "retainwise-proxy, one token, 0.5 core";; esac; }
+    ours-half) echo "retainwise-proxy, one token, 0.5 core";;
+    before) echo "BASELINE build, one token, access log off";;
+    before-cold) echo "BASELINE build, $ntokens tokens, cache size 1";; esac; }
 for t in "${targets[@]}"; do
     r=$(median <<<"${rps[$t]}")
     awk -v l="$(label "$t")" -v r="$r" -v n="$r_n" -v h="$r_h" \

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 /// RSA keys below this are factorable by a determined attacker.
@@ -24,7 +24,11 @@ pub struct VerifyingKey {
     /// Compared when a cached token is reused: the key that signed it must
     /// still be the key published under its kid.
     pub modulus: Arc<[u8]>,
-    pub decoding: DecodingKey,
+    /// Parsed once, when the key set is loaded: building the RSA key from
+    /// its components on every verification cost about as much as the
+    /// RSA arithmetic itself (see the README's "Benchmarks"). Bound to
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RS256) and 2048 to 8192 bits.
+    public: ParsedPublicKey,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -51,12 +55,21 @@ impl VerifyingKey {
         if e.is_empty() || e.len() > 4 || e.last().is_some_and(|b| b & 1 == 0) {
             return Err("RSA exponent is not a small odd number".to_owned());
         }
+        let public = RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+            .map_err(|err| format!("not a usable RSA public key: {err}"))?;
         Ok(VerifyingKey {
             kid,
             bits,
             modulus: Arc::from(n),
-            decoding: DecodingKey::from_rsa_raw_components(n, e),
+            public,
         })
+    }
+
+    /// Whether `signature` is this key's RS256 signature (RFC 7518 §3.3:
+    /// RSASSA-PKCS1-v1_5 with SHA-256) of `message`.
+    pub fn verifies_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.public.verify_sig(message, signature).is_ok()
     }
 
     /// Reads a PEM public key (`BEGIN PUBLIC KEY`, as Clerk shows it, or

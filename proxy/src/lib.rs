@@ -57,6 +57,7 @@ pub mod keystore;
 pub mod metrics;
 pub mod path;
 pub mod pipeline;
+pub mod runtime;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

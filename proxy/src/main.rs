@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use retainwise_proxy::runtime::Sizing;
 use retainwise_proxy::settings::Settings;
 use retainwise_proxy::{healthcheck, server, telemetry};
 
@@ -83,10 +84,19 @@ fn main() -> ExitCode {
     for warning in &warnings.0 {
         tracing::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let sizing = Sizing::detect();
+    tracing::info!(
+        message = "runtime",
+        cpu_quota_cores = sizing.quota,
+        cores_available = sizing.available,
+        workers = sizing.workers,
+        flavor = if sizing.current_thread() {
+            "current_thread"
+        } else {
+            "multi_thread"
+        },
+    );
+    let runtime = match sizing.build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("retainwise-proxy: cannot start the runtime: {err}");

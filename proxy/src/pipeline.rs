@@ -34,6 +34,8 @@ pub struct Pipeline {
     pub cors: Option<CorsPolicy>,
     /// `PROXY_BODY_IDLE_TIMEOUT`, for request bodies on their way to the app.
     pub body_idle_timeout: std::time::Duration,
+    /// `PROXY_ACCESS_LOG`: whether [`Pipeline::record`] writes the line.
+    pub access_log: bool,
     pub metrics: Arc<m::HotMetrics>,
 }
 
@@ -306,6 +308,9 @@ impl Pipeline {
                     .increment(1);
             }
             _ => {}
+        }
+        if !self.access_log {
+            return;
         }
         let request_id = request_id.to_str().unwrap_or("-");
         let latency_ms = elapsed.as_secs_f64() * 1000.0;

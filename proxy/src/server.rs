@@ -106,6 +106,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         forward_credentials: settings.forward_credentials,
         cors: settings.cors.clone(),
         body_idle_timeout: settings.body_idle_timeout,
+        access_log: settings.access_log,
         metrics: hot_metrics,
     });
 

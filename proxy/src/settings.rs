@@ -65,6 +65,8 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 20;
 pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 10_000;
 /// The app has no use for the credential, and a token in app logs is a leak.
 pub const DEFAULT_FORWARD_CREDENTIALS: bool = false;
+/// One JSON line per request, as nginx's `access_log` is on by default.
+pub const DEFAULT_ACCESS_LOG: bool = true;
 pub const DEFAULT_LOG: &str = "info";
 
 /// Every key the proxy understands, with the environment names that set it.
@@ -111,6 +113,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ("token_cache_size", &["PROXY_TOKEN_CACHE_SIZE"]),
     ("forward_credentials", &["PROXY_FORWARD_CREDENTIALS"]),
     ("log", &["PROXY_LOG"]),
+    ("access_log", &["PROXY_ACCESS_LOG"]),
 ];
 
 /// Where the verification keys come from; at least one is required.
@@ -155,6 +158,9 @@ pub struct Settings {
     pub token_cache_size: usize,
     pub forward_credentials: bool,
     pub log: String,
+    /// Write the per-request `"request"` log line (`PROXY_ACCESS_LOG`);
+    /// off, only that line goes: metrics and every other line stay.
+    pub access_log: bool,
 }
 
 /// Non-fatal findings worth a line in the log at startup.
@@ -420,6 +426,11 @@ impl Reader {
             "true or false",
         );
         let log = self.text("log").unwrap_or_else(|| DEFAULT_LOG.to_owned());
+        let access_log = self.parsed(
+            "access_log",
+            &DEFAULT_ACCESS_LOG.to_string(),
+            "true or false",
+        );
         if let (Some(ttl), Some(max_age)) = (jwks_cache_ttl, jwks_cache_max_age)
             && max_age < ttl
         {
@@ -449,6 +460,7 @@ impl Reader {
             token_cache_size: token_cache_size?,
             forward_credentials: forward_credentials?,
             log,
+            access_log: access_log?,
         })
     }
 
@@ -589,6 +601,7 @@ mod tests {
         assert_eq!(settings.claims.leeway, Duration::from_secs(5));
         assert!(settings.public_paths.is_public("/api/health"));
         assert!(!settings.forward_credentials);
+        assert!(settings.access_log);
         assert_eq!(warnings.0.len(), 1, "azp warning expected");
     }
 

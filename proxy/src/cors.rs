@@ -81,6 +81,13 @@ impl CorsPolicy {
         }
     }
 
+    /// The allowed origins, as configured.
+    pub fn origins(&self) -> impl Iterator<Item = &str> {
+        self.origins
+            .iter()
+            .filter_map(|origin| origin.to_str().ok())
+    }
+
     /// Whether `origin` is one of ours.
     pub fn allows(&self, origin: &HeaderValue) -> bool {
         self.origins.contains(origin)

@@ -45,6 +45,8 @@ pub enum ProxyError {
     ClientBody,
     /// A CORS preflight from an origin that is not allowed.
     CorsRefused,
+    /// A cookie-authenticated, state-changing request from another site.
+    CrossSiteRequest,
 }
 
 impl ProxyError {
@@ -57,7 +59,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::ClientBody => StatusCode::BAD_REQUEST,
-            ProxyError::CorsRefused => StatusCode::FORBIDDEN,
+            ProxyError::CorsRefused | ProxyError::CrossSiteRequest => StatusCode::FORBIDDEN,
         }
     }
 
@@ -73,6 +75,7 @@ impl ProxyError {
             ProxyError::RequestBodyTimeout => "request_timeout",
             ProxyError::ClientBody => "bad_request",
             ProxyError::CorsRefused => "cors_origin_not_allowed",
+            ProxyError::CrossSiteRequest => "cross_site_request",
         }
     }
 
@@ -91,6 +94,9 @@ impl ProxyError {
             ProxyError::RequestBodyTimeout => "the request body stopped arriving",
             ProxyError::ClientBody => "the request body was cut short",
             ProxyError::CorsRefused => "this origin may not call the API from a browser",
+            ProxyError::CrossSiteRequest => {
+                "a request sent by another site with the session cookie is refused"
+            }
         }
     }
 
@@ -108,6 +114,7 @@ impl ProxyError {
             ProxyError::RequestBodyTimeout => "body_timeout",
             ProxyError::ClientBody => "client_body_error",
             ProxyError::CorsRefused => "cors_origin_not_allowed",
+            ProxyError::CrossSiteRequest => "cross_site_request",
         }
     }
 

@@ -47,6 +47,7 @@ pub mod admin;
 pub mod claims;
 pub mod conn;
 pub mod cors;
+pub mod csrf;
 pub mod error;
 pub mod fetch;
 pub mod forward;

@@ -16,6 +16,7 @@ use hyper::body::{Body as _, Incoming};
 
 use crate::conn::{ConnState, GuardedBody};
 use crate::cors::{self, CorsPolicy};
+use crate::csrf::CsrfPolicy;
 use crate::error::{Body, ProxyError};
 use crate::forward::{RequestBody, Upstream};
 use crate::headers::{self, Credential, REQUEST_ID, USER_ID};
@@ -32,6 +33,8 @@ pub struct Pipeline {
     pub public_paths: PublicPaths,
     pub forward_credentials: bool,
     pub cors: Option<CorsPolicy>,
+    /// Origins a cookie-authenticated, state-changing request may come from.
+    pub csrf: CsrfPolicy,
     /// `PROXY_BODY_IDLE_TIMEOUT`, for request bodies on their way to the app.
     pub body_idle_timeout: std::time::Duration,
     /// `PROXY_ACCESS_LOG`: whether [`Pipeline::record`] writes the line.
@@ -162,7 +165,7 @@ impl Pipeline {
             *decision = Decision::Public;
             None
         } else {
-            match self.authenticate(request.headers()).await {
+            match self.authenticate(request.method(), request.headers()).await {
                 Ok(user_id) => {
                     *decision = Decision::Allowed(user_id.clone());
                     Some(user_id)
@@ -210,9 +213,18 @@ impl Pipeline {
         Ok(response.map(|body: Incoming| body.boxed()))
     }
 
-    async fn authenticate(&self, headers: &http::HeaderMap) -> Result<String, ProxyError> {
+    async fn authenticate(
+        &self,
+        method: &http::Method,
+        headers: &http::HeaderMap,
+    ) -> Result<String, ProxyError> {
         match headers::find_credential(headers) {
             Credential::Bearer(token) => self.verify(&token).await,
+            // A cookie travels with requests other sites make the browser
+            // send; a bearer token does not. Checked before any RSA work.
+            Credential::Cookies(_) if !self.csrf.allows(method, headers) => {
+                Err(ProxyError::CrossSiteRequest)
+            }
             Credential::Cookies(candidates) => self.authenticate_cookies(&candidates).await,
             Credential::None => Err(ProxyError::MissingToken),
             Credential::Ambiguous => Err(ProxyError::AmbiguousCredentials),

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::admin::{self, Admin};
 use crate::conn::{ClientTimeouts, ConnState, TimedIo, supervise};
+use crate::csrf::CsrfPolicy;
 use crate::fetch::KeySource;
 use crate::forward::Upstream;
 use crate::jwks::VerifyingKey;
@@ -105,6 +106,20 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         public_paths: settings.public_paths.clone(),
         forward_credentials: settings.forward_credentials,
         cors: settings.cors.clone(),
+        csrf: CsrfPolicy::new(
+            settings
+                .cors
+                .iter()
+                .flat_map(|policy| policy.origins())
+                .chain(
+                    settings
+                        .claims
+                        .authorized_parties
+                        .iter()
+                        .flatten()
+                        .map(String::as_str),
+                ),
+        ),
         body_idle_timeout: settings.body_idle_timeout,
         access_log: settings.access_log,
         metrics: hot_metrics,

@@ -74,17 +74,7 @@ impl CsrfPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                HeaderValue::from_str(value).expect("value"),
-            );
-        }
-        map
-    }
+    use crate::headers::tests::headers;
 
     /// Method, request headers, whether the request may go on.
     type Case<'a> = (&'a Method, &'a [(&'a str, &'a str)], bool);

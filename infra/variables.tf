@@ -120,9 +120,9 @@ variable "jwks_cache_max_age_seconds" {
 }
 
 variable "proxy_public_paths" {
-  description = "Paths served without a token (PROXY_PUBLIC_PATHS)."
+  description = "Paths served without a token (PROXY_PUBLIC_PATHS): the health check and the web app's shell and assets, which carry no user data (every piece of it comes from the API with the session cookie)."
   type        = list(string)
-  default     = ["/api/health"]
+  default     = ["/api/health", "/", "/assets/", "/predictions/"]
 }
 
 variable "proxy_drain_seconds" {

@@ -53,3 +53,4 @@ pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;
+pub mod web;

@@ -19,6 +19,8 @@
 //! | `APP_QUEUE_POLL_MS` | 500 |
 //! | `APP_SQS_WAIT_SECS` | 20 |
 //! | `APP_SHUTDOWN_GRACE_SECS` | 25 |
+//! | `APP_CLERK_PUBLISHABLE_KEY` | unset (when set, the pages sign in with ClerkJS) |
+//! | `APP_SIGN_IN_URL` | unset (a local sign-in page, such as `retainwise-dev sign-in`) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -71,6 +73,8 @@ pub struct Settings {
     pub aws_endpoint_url: Option<String>,
     pub max_upload_bytes: u64,
     pub worker: WorkerSettings,
+    /// Where the pages send a user without a session.
+    pub sign_in: crate::web::SignIn,
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +217,14 @@ impl Settings {
             get("APP_QUEUE_POLL_MS"),
             &DEFAULT_QUEUE_POLL.as_millis().to_string(),
         ));
+        let sign_in = crate::web::SignIn::from_settings(
+            get("APP_CLERK_PUBLISHABLE_KEY").as_deref(),
+            get("APP_SIGN_IN_URL").as_deref(),
+        )
+        .unwrap_or_else(|err| {
+            errors.push(err);
+            crate::web::SignIn::None
+        });
         if !errors.is_empty() {
             return Err(SettingsError(errors));
         }
@@ -233,6 +245,7 @@ impl Settings {
                 sqs_wait,
                 shutdown_grace,
             },
+            sign_in,
         })
     }
 }

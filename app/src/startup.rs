@@ -120,6 +120,7 @@ impl Server {
                 queue: services.queue.clone(),
                 scorer,
                 max_upload_bytes: settings.max_upload_bytes,
+                pages: Arc::new(crate::web::Pages::new(&settings.sign_in)),
             },
         })
     }

@@ -137,8 +137,10 @@ fn decode_hex_pair(hex: &[u8]) -> Option<u8> {
 ///
 /// An entry ending in `/` matches that prefix by whole segments
 /// (`/static/` matches `/static` and `/static/app.js`, not `/staticfile`);
-/// any other entry matches only that exact path. Matching is case-sensitive
-/// because the app's router is.
+/// any other entry matches only that exact path. `/` alone is the one
+/// exception: as a prefix it would make every path public, so it means
+/// only the root itself (a web app's home page shell), failing closed.
+/// Matching is case-sensitive because the app's router is.
 #[derive(Debug, Clone, Default)]
 pub struct PublicPaths {
     exact: Vec<String>,
@@ -156,10 +158,8 @@ impl PublicPaths {
                 return Err(format!("public path {entry:?}: must be a path only"));
             }
             if entry == "/" {
-                return Err(
-                    "public path \"/\" would make every path public; list the paths instead"
-                        .to_owned(),
-                );
+                paths.exact.push(entry.clone());
+                continue;
             }
             match entry.strip_suffix('/') {
                 Some(prefix) => paths.prefixes.push(prefix.to_owned()),
@@ -285,8 +285,17 @@ mod tests {
     }
 
     #[test]
+    fn a_root_entry_is_the_root_only() {
+        let paths = PublicPaths::parse(&["/".to_owned(), "/assets/".to_owned()]).expect("valid");
+        assert!(paths.is_public("/"));
+        assert!(paths.is_public("/assets/app.js"));
+        for private in ["/api/uploads", "/api/", "//", "/index.html", "/predictions/x"] {
+            assert!(!paths.is_public(private), "{private}");
+        }
+    }
+
+    #[test]
     fn public_path_entries_are_validated() {
-        assert!(PublicPaths::parse(&["/".to_owned()]).is_err());
         assert!(PublicPaths::parse(&["api/health".to_owned()]).is_err());
         assert!(PublicPaths::parse(&["/a/../b".to_owned()]).is_err());
         assert!(PublicPaths::parse(&["/a?x=1".to_owned()]).is_err());

@@ -8,6 +8,8 @@
 //! | `GET /api/uploads` | [`uploads::list`] |
 //! | `GET /api/predictions/{id}` | [`predictions::show`] |
 //! | `GET /api/predictions/{id}/download` | [`predictions::download`] |
+//!
+//! The web app's pages and assets are in [`crate::web`].
 
 pub mod errors;
 pub mod health;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub queue: Arc<dyn Queue>,
     pub scorer: Arc<dyn FileScorer>,
     pub max_upload_bytes: u64,
+    /// The web app's shell, rendered once from the settings.
+    pub pages: Arc<crate::web::Pages>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/uploads", post(uploads::create).get(uploads::list))
         .route("/api/predictions/{id}", get(predictions::show))
         .route("/api/predictions/{id}/download", get(predictions::download))
+        .merge(crate::web::router(state.pages.clone()))
         .fallback(errors::not_found)
         // Uploads are streamed and limited by `APP_MAX_UPLOAD_BYTES` in the
         // handler; axum's 2 MB buffer limit does not apply to a stream.

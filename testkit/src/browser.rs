@@ -39,7 +39,9 @@ const AXE_SOURCE: &str = include_str!("../vendor/axe-core/axe.min.js");
 /// The axe-core tags checked: WCAG 2.0 and 2.1, levels A and AA.
 pub const AXE_TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 
-/// Window width and height in CSS pixels; screenshots have this size.
+/// Window width and height in CSS pixels. Screenshots show the viewport:
+/// the full width, and the height less the window's (headless) toolbar
+/// (757 pixels with Chromium 156).
 pub const WINDOW: (u32, u32) = (1280, 900);
 
 /// How long WebDriver lets one script run (axe on a large page takes

@@ -19,6 +19,18 @@ if ! need promtool; then
         exit 1
     fi
 fi
+# Debian's chromium and chromium-driver: the browser tests drive headless
+# Chromium through chromedriver (retainwise-testkit, feature browser).
+if ! need chromium || ! need chromedriver; then
+    if need apt-get && [ "$(id -u)" = 0 ]; then
+        say "installing Debian's chromium and chromium-driver for the browser tests"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "chromium or chromedriver is missing: install Debian's chromium and chromium-driver packages (apt-get install chromium chromium-driver)" >&2
+        exit 1
+    fi
+fi
 need cargo || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 
 say "cargo fmt --check"

@@ -18,14 +18,19 @@
 //! - Gives each test its own backends ([`backends`]): a fresh PostgreSQL
 //!   database (feature `postgres`), a fresh S3 bucket and SQS queue with a
 //!   dead-letter queue on moto (feature `aws`).
+//! - Drives headless Chromium over WebDriver and checks pages with the
+//!   vendored axe-core (module `browser`, feature `browser`).
+//! - Checks that vendored third-party files match the checksums in their
+//!   `VENDOR.md` (`vendor`, tests only).
 //!
 //! ## What it refuses to do
 //! - Depend on a crate under test: it starts servers and binaries and
 //!   speaks HTTP, SQL and S3/SQS to them, so a suite tests the real thing.
 //! - Skip a test: a missing service or data set fails the test with the
 //!   command that provides it.
-//! - Compile a backend a suite does not use: sqlx and the AWS SDK are
-//!   behind the `postgres` and `aws` features.
+//! - Compile a backend a suite does not use: sqlx, the AWS SDK and the
+//!   WebDriver client are behind the `postgres`, `aws` and `browser`
+//!   features.
 //! - Assert durations: a limit is a bound on waiting for an event, never
 //!   the thing checked.
 //!
@@ -38,6 +43,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod http;
 pub mod process;
 pub mod telco;
@@ -45,6 +52,7 @@ pub mod wait;
 
 mod fs;
 mod net;
+mod vendor;
 
 pub use fs::TempDir;
 pub use http::{Reply, send};

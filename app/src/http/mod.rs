@@ -8,6 +8,7 @@
 //! | `GET /api/uploads` | [`uploads::list`] |
 //! | `GET /api/predictions/{id}` | [`predictions::show`] |
 //! | `GET /api/predictions/{id}/download` | [`predictions::download`] |
+//! | `GET /api/predictions/{id}/summary` | [`predictions::summary`] |
 
 pub mod errors;
 pub mod health;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/uploads", post(uploads::create).get(uploads::list))
         .route("/api/predictions/{id}", get(predictions::show))
         .route("/api/predictions/{id}/download", get(predictions::download))
+        .route("/api/predictions/{id}/summary", get(predictions::summary))
         .fallback(errors::not_found)
         // Uploads are streamed and limited by `APP_MAX_UPLOAD_BYTES` in the
         // handler; axum's 2 MB buffer limit does not apply to a stream.

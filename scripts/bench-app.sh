@@ -7,7 +7,9 @@
 # (target: < 64 MiB more), and the worker's time from dequeue to completed
 # (target: < 10 s). BENCH_BASE_BIN=PATH also runs another build (say,
 # main's) on the CSV first, in the same run, for a comparison. Everything
-# runs on 127.0.0.1 and is stopped by PID.
+# runs on 127.0.0.1 and is stopped by PID. Then the summary route's median
+# response time at ROWS rows over 300 rows (BENCH_SUMMARY=0 skips it;
+# BENCH_UPLOADS=0 BENCH_XLSX=0 runs it alone).
 #
 # Usage: scripts/bench-app.sh [ROWS]     (default 1000000)
 set -euo pipefail
@@ -133,13 +135,66 @@ print(f"{label:<12} {int(size) / 2**20:7.1f} MiB  upload {secs:6.2f} s {int(size
 PY
 }
 
-say "1,000,000-row figures (upload throughput counts the bytes sent; RSS growth target < 64 MiB)"
 rm -rf "$work/run" && mkdir -p "$work/run"
-if [ -n "${BENCH_BASE_BIN:-}" ]; then
-    bench base-csv "$BENCH_BASE_BIN" "$csv"
+if [ "${BENCH_UPLOADS:-1}" = 1 ]; then
+    say "1,000,000-row figures (upload throughput counts the bytes sent; RSS growth target < 64 MiB)"
+    if [ -n "${BENCH_BASE_BIN:-}" ]; then
+        bench base-csv "$BENCH_BASE_BIN" "$csv"
+    fi
+    bench csv "$bin" "$csv"
+    bench csv.gz "$bin" "$gz"
+    if [ -f "$xlsx" ]; then
+        bench xlsx "$bin" "$xlsx"
+    fi
 fi
-bench csv "$bin" "$csv"
-bench csv.gz "$bin" "$gz"
-if [ -f "$xlsx" ]; then
-    bench xlsx "$bin" "$xlsx"
+
+# The summary route at 1,000,000 rows against 300 (issue 13: a big
+# prediction's page opens as fast as a small one). One app with its worker
+# (SQLite, files, table queue); both files from scripts/make-sample-csv.py;
+# each summary fetched once to warm up, then BENCH_SUMMARY_N times (default
+# 50); the median response time of each and their ratio. BENCH_SUMMARY=0
+# skips it.
+summary_median_ms() { # port prediction_id
+    local n="${BENCH_SUMMARY_N:-50}"
+    curl -sS -o /dev/null -H 'X-User-Id: bench' "http://127.0.0.1:$1/api/predictions/$2/summary"
+    for _ in $(seq 1 "$n"); do
+        curl -sS -o /dev/null -w '%{time_total}\n' -H 'X-User-Id: bench' \
+            "http://127.0.0.1:$1/api/predictions/$2/summary"
+    done | sort -n | awk '{t[NR] = $1} END {printf "%.3f", t[int((NR + 1) / 2)] * 1000}'
+}
+if [ "${BENCH_SUMMARY:-1}" = 1 ]; then
+    say "summary response time, 1,000,000 rows over 300 (median of ${BENCH_SUMMARY_N:-50} requests each)"
+    run="$work/run/summary"
+    mkdir -p "$run"
+    for n in 300 "$rows"; do
+        [ -f "$work/sample-$n.csv" ] || python3 scripts/make-sample-csv.py --rows "$n" "$work/sample-$n.csv"
+    done
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    export APP_LISTEN="127.0.0.1:$port" APP_METRICS_LISTEN=off RUST_LOG=warn
+    export DATABASE_URL="sqlite://$run/app.db" STORAGE_URL="file://$run/objects" QUEUE_URL=db
+    export APP_MAX_UPLOAD_BYTES=$((1024 * 1024 * 1024))
+    "$bin" serve --with-worker >"$run/serve.log" 2>&1 &
+    serve_pid=$!
+    pids+=("$serve_pid")
+    for _ in $(seq 1 100); do "$bin" healthcheck --url "http://127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
+    declare -A medians
+    for n in 300 "$rows"; do
+        id=$(curl -sS -X POST -H 'X-User-Id: bench' -H 'Content-Type: text/csv' -H 'Expect:' \
+            --data-binary "@$work/sample-$n.csv" "http://127.0.0.1:$port/api/uploads?filename=sample-$n.csv" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["prediction_id"])')
+        for _ in $(seq 1 3000); do
+            status=$(curl -sS -H 'X-User-Id: bench' "http://127.0.0.1:$port/api/predictions/$id" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+            [ "$status" = completed ] || [ "$status" = failed ] && break
+            sleep 0.1
+        done
+        [ "$status" = completed ] || { echo "summary bench: the $n-row prediction is $status" >&2; exit 1; }
+        medians[$n]=$(summary_median_ms "$port" "$id")
+        bytes=$(curl -sS -H 'X-User-Id: bench' "http://127.0.0.1:$port/api/predictions/$id/summary" | wc -c)
+        printf '%-9s rows: summary median %s ms (%s bytes)\n' "$n" "${medians[$n]}" "$bytes"
+    done
+    kill "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+    python3 -c "import sys; print(f'summary ratio {sys.argv[1]} rows / 300 rows: {float(sys.argv[2]) / float(sys.argv[3]):.2f}')" \
+        "$rows" "${medians[$rows]}" "${medians[300]}"
 fi

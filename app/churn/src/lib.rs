@@ -24,6 +24,9 @@
 //!   ([`model::ModelFile::shipped`]).
 //! - Scores rows to a probability, a risk level and the three factors
 //!   behind it, exactly: baseline + contributions = logit ([`score`]).
+//! - Summarises a scored file in bounded memory while it is written, or
+//!   later from the written CSV: level counts, histogram, factor counts,
+//!   the customers most at risk ([`summary`]).
 //! - Measures models: ROC AUC, PR AUC, log loss, Brier, calibration
 //!   ([`evaluate`]).
 //!
@@ -67,5 +70,6 @@ pub mod report;
 pub mod schema;
 pub mod score;
 pub mod split;
+pub mod summary;
 pub mod train;
 pub mod xlsx;

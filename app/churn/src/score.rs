@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::io;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::additive::Additive;
 use crate::features::{
@@ -35,7 +35,7 @@ pub const OUTPUT_HEADER: [&str; 6] = [
 ];
 
 /// A customer's risk band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     Low,
@@ -61,6 +61,37 @@ impl RiskLevel {
             RiskLevel::High => "high",
         }
     }
+
+    /// The level as the scored CSV writes it (`low`, `medium`, `high`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "low" => Some(RiskLevel::Low),
+            "medium" => Some(RiskLevel::Medium),
+            "high" => Some(RiskLevel::High),
+            _ => None,
+        }
+    }
+}
+
+/// Which way a factor pushes a customer's risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    /// The direction of a contribution *as the scored CSV writes it*, to two
+    /// decimals: one that rounds to `0.00` is written `+0.00` and reads as
+    /// up. Deciding on the written value keeps a summary built while scoring
+    /// equal to one built later from the CSV.
+    pub fn of(contribution: f64) -> Self {
+        if contribution < 0.0 && (contribution.abs() * 100.0).round() > 0.0 {
+            Direction::Down
+        } else {
+            Direction::Up
+        }
+    }
 }
 
 /// One column's contribution to a customer's log-odds.
@@ -69,6 +100,20 @@ pub struct Factor {
     /// Explanation group: see [`features::group_name`].
     pub group: usize,
     pub contribution: f64,
+}
+
+impl Factor {
+    /// Which way this factor pushes the risk, as written (see [`Direction::of`]).
+    pub fn direction(&self) -> Direction {
+        Direction::of(self.contribution)
+    }
+}
+
+/// The probability as the scored CSV writes it: rounded to four decimals
+/// (halves away from zero). `n / 10_000` is correctly rounded, so this is
+/// the same `f64` that parsing the written text gives.
+pub fn written_probability(p: f64) -> f64 {
+    (p * 10_000.0).round() / 10_000.0
 }
 
 /// A customer's score.
@@ -128,6 +173,11 @@ impl Scorer {
         &self.encoder
     }
 
+    /// The model's risk thresholds.
+    pub fn thresholds(&self) -> RiskThresholds {
+        self.thresholds
+    }
+
     /// The log-odds of churn computed directly, not through the
     /// explanation (for checking that the two agree).
     pub fn direct_logit(&self, row: &CustomerRow) -> f64 {
@@ -184,6 +234,41 @@ impl Scorer {
         push_fixed(out, factor.contribution, 2, true);
         out.push(')');
     }
+
+    /// What a factor is, whatever the customer's number: `Contract=Month-to-month`
+    /// for a category (its level, imputed or not), the column name
+    /// (`tenure`) for a number. Summaries count factors by this key; see
+    /// [`factor_key_of_text`] for the same key read back from the CSV.
+    pub fn factor_key(&self, row: &CustomerRow, factor: Factor, out: &mut String) {
+        out.clear();
+        let g = factor.group;
+        out.push_str(features::group_name(g));
+        if g < N_CATEGORIES {
+            out.push('=');
+            out.push_str(CATEGORIES[g].levels[usize::from(self.encoder.level(row, g))]);
+        }
+    }
+}
+
+/// A factor as [`Scorer::describe`] wrote it, read back: its key (see
+/// [`Scorer::factor_key`]) and direction. `None` when the text is not in
+/// that form or names no column of this model.
+///
+/// The text is `NAME=VALUE[ [imputed]] (±C.CC)`; a level may itself hold
+/// ` (` (`Bank transfer (automatic)`), so the contribution is the last
+/// bracket and the name ends at the first `=` (no column name has one).
+pub fn factor_key_of_text(text: &str) -> Option<(&str, Direction)> {
+    let (label, contribution) = text.strip_suffix(')')?.rsplit_once(" (")?;
+    let direction = match contribution.as_bytes().first()? {
+        b'+' => Direction::Up,
+        b'-' => Direction::Down,
+        _ => return None,
+    };
+    contribution[1..].parse::<f64>().ok()?;
+    let label = label.strip_suffix(" [imputed]").unwrap_or(label);
+    let (name, _) = label.split_once('=')?;
+    let group = (0..N_GROUPS).find(|&g| features::group_name(g) == name)?;
+    Some((if group < N_CATEGORIES { label } else { name }, direction))
 }
 
 /// Appends `v` as written in the input: whole numbers without decimals,
@@ -405,6 +490,55 @@ mod tests {
         s.push(' ');
         push_number(&mut s, 70.35);
         assert_eq!(s, "2 70.35");
+    }
+
+    #[test]
+    fn factor_texts_read_back_to_their_keys() {
+        for (text, expected) in [
+            (
+                "Contract=Month-to-month (+0.84)",
+                Some(("Contract=Month-to-month", Direction::Up)),
+            ),
+            (
+                "PaymentMethod=Bank transfer (automatic) (-0.12)",
+                Some(("PaymentMethod=Bank transfer (automatic)", Direction::Down)),
+            ),
+            (
+                "TotalCharges=1397.5 [imputed] (+0.30)",
+                Some(("TotalCharges", Direction::Up)),
+            ),
+            ("tenure=2 (+0.00)", Some(("tenure", Direction::Up))),
+            ("Nonsense=1 (+0.30)", None),
+            ("tenure=2", None),
+            ("tenure=2 (0.30)", None),
+        ] {
+            assert_eq!(factor_key_of_text(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn directions_and_probabilities_are_those_written() {
+        for (contribution, text) in [(0.84, "+0.84"), (-0.004, "+0.00"), (-0.005, "-0.01")] {
+            let mut written = String::new();
+            push_fixed(&mut written, contribution, 2, true);
+            assert_eq!(written, text);
+            let read_back = if text.starts_with('-') {
+                Direction::Down
+            } else {
+                Direction::Up
+            };
+            assert_eq!(Direction::of(contribution), read_back, "{contribution}");
+        }
+        for i in 0..=100_000u32 {
+            let p = f64::from(i) / 100_000.0 + 1e-7;
+            let mut written = String::new();
+            push_fixed(&mut written, p, 4, false);
+            assert_eq!(
+                written.parse::<f64>().expect("a number"),
+                written_probability(p),
+                "{p}"
+            );
+        }
     }
 
     #[test]

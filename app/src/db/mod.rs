@@ -45,6 +45,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "ingest report",
         include_str!("../../migrations/sqlite/0002_ingest_report.sql"),
     ),
+    (
+        3,
+        "summary",
+        include_str!("../../migrations/sqlite/0003_summary.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -56,6 +61,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "ingest report",
         include_str!("../../migrations/postgres/0002_ingest_report.sql"),
+    ),
+    (
+        3,
+        "summary",
+        include_str!("../../migrations/postgres/0003_summary.sql"),
     ),
 ];
 

@@ -39,6 +39,8 @@ pub struct Completion<'a> {
     pub output_key: &'a str,
     pub rows: u64,
     pub high_risk: u64,
+    /// The summary as JSON text (`retainwise_churn::summary::Summary`).
+    pub summary: &'a str,
 }
 
 const SELECT_FOR_USER: &str = "SELECT p.id, p.upload_id, p.status, p.rows, p.high_risk, p.error, \
@@ -136,16 +138,53 @@ impl Db {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE predictions SET status = 'completed', output_key = $2, rows = $3, high_risk = $4, \
-             error = NULL, completed_at = $5 WHERE id = $1 AND status <> 'failed'",
+             summary = $5, error = NULL, completed_at = $6 WHERE id = $1 AND status <> 'failed'",
         )
         .bind(id.to_string())
         .bind(c.output_key)
         .bind(c.rows as i64)
         .bind(c.high_risk as i64)
+        .bind(c.summary)
         .bind(now_ms())
         .execute(&self.pool)
         .await
         .map(|_| ())
+    }
+
+    /// The stored summary (JSON text) of a prediction; `None` when there is
+    /// none (not completed, or completed before summaries existed). Read on
+    /// its own so that listing and showing predictions never carry it.
+    pub async fn summary(&self, id: PredictionId) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query("SELECT summary FROM predictions WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .map_or(Ok(None), |r| r.try_get("summary"))
+    }
+
+    /// Stores the summary of a prediction completed before summaries
+    /// existed; one already stored is kept (two first requests racing
+    /// compute the same text).
+    pub async fn set_summary(&self, id: PredictionId, summary: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE predictions SET summary = $2 \
+             WHERE id = $1 AND status = 'completed' AND summary IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(summary)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Forgets a stored summary, as if the prediction had completed before
+    /// summaries existed (tests of the compute-on-first-request path).
+    pub async fn clear_summary(&self, id: PredictionId) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE predictions SET summary = NULL WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// The job will not be tried again.

@@ -16,6 +16,9 @@ pub struct UploadSummary {
     pub created_at: String,
     pub prediction_id: Option<String>,
     pub status: Option<Status>,
+    /// High-risk customers of the prediction once it is completed; `null`
+    /// before (and for a failed one).
+    pub high_risk: Option<i64>,
 }
 
 /// A new upload whose object is already in storage.
@@ -81,7 +84,8 @@ impl Db {
     /// The caller's uploads, newest first, each with its latest prediction.
     pub async fn list_uploads(&self, user: &UserId) -> Result<Vec<UploadSummary>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT u.id, u.filename, u.size_bytes, u.rows, u.created_at, p.id AS prediction_id, p.status \
+            "SELECT u.id, u.filename, u.size_bytes, u.rows, u.created_at, p.id AS prediction_id, p.status, \
+             CASE WHEN p.status = 'completed' THEN p.high_risk END AS high_risk \
              FROM uploads u LEFT JOIN predictions p ON p.upload_id = u.id \
              WHERE u.user_id = $1 ORDER BY u.created_at DESC, u.id DESC",
         )
@@ -99,6 +103,7 @@ impl Db {
                     created_at: rfc3339(r.try_get("created_at")?),
                     prediction_id: r.try_get("prediction_id")?,
                     status: status.as_deref().and_then(Status::parse),
+                    high_risk: r.try_get("high_risk")?,
                 })
             })
             .collect()

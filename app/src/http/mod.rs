@@ -8,6 +8,7 @@
 //! | `GET /api/uploads` | [`uploads::list`] |
 //! | `GET /api/predictions/{id}` | [`predictions::show`] |
 //! | `GET /api/predictions/{id}/download` | [`predictions::download`] |
+//! | `GET /api/predictions/{id}/summary` | [`predictions::summary`] |
 //!
 //! The web app's pages and assets are in [`crate::web`].
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/predictions/{id}", get(predictions::show))
         .route("/api/predictions/{id}/download", get(predictions::download))
         .merge(crate::web::router(state.pages.clone()))
+        .route("/api/predictions/{id}/summary", get(predictions::summary))
         .fallback(errors::not_found)
         // Uploads are streamed and limited by `APP_MAX_UPLOAD_BYTES` in the
         // handler; axum's 2 MB buffer limit does not apply to a stream.

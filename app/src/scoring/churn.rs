@@ -1,13 +1,15 @@
 //! The churn model as a [`FileScorer`]: `schema::CustomerReader` streams the
 //! rows, `Scorer::score` and `score::ScoreWriter` score and write them one
-//! at a time, so memory stays flat however long the file is.
+//! at a time, and `summary::SummaryBuilder` summarises them in the same
+//! pass, so memory stays flat however long the file is.
 
 use std::io::{Read, Write};
 
 use super::{Checked, FileScorer, ScoringError, Summary};
 use retainwise_churn::model::{ModelError, ModelFile};
 use retainwise_churn::schema::{CustomerReader, SchemaError};
-use retainwise_churn::score::{ScoreSummary, ScoreWriter, Scorer};
+use retainwise_churn::score::{ScoreWriter, Scorer};
+use retainwise_churn::summary::{SummaryBuilder, SummaryError, summarise_scored_csv};
 
 #[derive(Debug, Clone)]
 pub struct Churn {
@@ -56,18 +58,22 @@ impl FileScorer for Churn {
         let reader = CustomerReader::for_scoring(input)
             .map_err(schema_error)?
             .without_id_check();
-        let mut summary = ScoreSummary::default();
+        let mut summary = SummaryBuilder::new(self.scorer.thresholds());
         let mut writer = ScoreWriter::new(output)?;
         for row in reader {
             let row = row.map_err(schema_error)?;
             let score = self.scorer.score(&row);
-            summary.add(score.risk);
+            summary.add_score(&self.scorer, &row, &score);
             writer.write(&self.scorer, &row, &score)?;
         }
         writer.finish()?.flush()?;
-        Ok(Summary {
-            rows: summary.rows as u64,
-            high_risk: summary.high_risk as u64,
+        Ok(summary.finish())
+    }
+
+    fn summarise(&self, output: &mut dyn Read) -> Result<Summary, ScoringError> {
+        summarise_scored_csv(output, self.scorer.thresholds()).map_err(|e| match e {
+            SummaryError::Io(e) => ScoringError::Io(e),
+            malformed => ScoringError::Data(malformed.to_string()),
         })
     }
 }

@@ -9,12 +9,10 @@ use std::io::{self, Read, Write};
 
 use retainwise_churn::report::IngestReport;
 
-/// Counts recorded with a completed prediction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub rows: u64,
-    pub high_risk: u64,
-}
+/// What scoring a file records with the prediction: counts, histogram,
+/// factor counts and the customers most at risk, built in the same pass
+/// as the output (`retainwise_churn::summary`).
+pub use retainwise_churn::summary::Summary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
@@ -45,6 +43,15 @@ pub trait FileScorer: Send + Sync + std::fmt::Debug + 'static {
             report: None,
         })
     }
-    /// Scores a customer file into the output CSV.
+    /// Scores a customer file into the output CSV, summarising it on the way.
     fn score(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<Summary, ScoringError>;
+    /// Summarises an output CSV that [`FileScorer::score`] wrote, exactly as
+    /// scoring would have: for predictions completed before summaries were
+    /// stored. A model that cannot read its output back says so.
+    fn summarise(&self, output: &mut dyn Read) -> Result<Summary, ScoringError> {
+        let _ = output;
+        Err(ScoringError::Data(
+            "this model cannot summarise a scored file".into(),
+        ))
+    }
 }

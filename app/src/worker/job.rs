@@ -1,7 +1,8 @@
 //! One job: score an upload into the result CSV and record it, then settle
 //! the job with the queue. Recording sets values (never adds), the output
 //! key is fixed per prediction, and the job is acknowledged only after the
-//! record: a redelivered job rewrites the same output and counts once.
+//! record: a redelivered job rewrites the same output and counts once. The
+//! summary is built in the scoring pass and recorded with the counts.
 
 use std::io;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use crate::domain::Status;
 use crate::io_bridge::{CHANNEL_CHUNKS, ChannelReader, ChannelWriter};
 use crate::metrics;
 use crate::queue::Delivery;
-use crate::scoring::{ScoringError, Summary};
+use crate::scoring::ScoringError;
 use crate::storage::result_key;
 
 /// Why a job did not complete.
@@ -34,7 +35,11 @@ pub enum JobError {
 
 #[derive(Debug)]
 pub enum JobOutcome {
-    Completed(Summary),
+    /// Scored and recorded: the counts, for the log line.
+    Completed {
+        rows: u64,
+        high_risk: u64,
+    },
     /// Nothing to do: unknown prediction, or one already settled.
     Skipped(&'static str),
     Failed(JobError),
@@ -144,29 +149,33 @@ impl Worker {
             .finish()
             .await
             .map_err(|e| transient("finishing the result")(e.to_string()))?;
+        let (rows, high_risk) = (summary.customers, summary.levels.high);
+        // Stored as the JSON the summary route serves, byte for byte.
+        let summary = serde_json::to_string(&summary).expect("a summary always serialises");
         self.db
             .mark_completed(
                 id,
                 &Completion {
                     output_key: &output_key,
-                    rows: summary.rows,
-                    high_risk: summary.high_risk,
+                    rows,
+                    high_risk,
+                    summary: &summary,
                 },
             )
             .await
             .map_err(|e| transient("recording the result")(e.to_string()))?;
-        Ok(JobOutcome::Completed(summary))
+        Ok(JobOutcome::Completed { rows, high_risk })
     }
 
     /// Tells the database and the queue how the job ended.
     pub(super) async fn settle(&self, delivery: &Delivery, outcome: JobOutcome, started: Instant) {
         let id = delivery.prediction_id;
         let result = match outcome {
-            JobOutcome::Completed(summary) => {
+            JobOutcome::Completed { rows, high_risk } => {
                 metrics::job_finished("completed", started.elapsed());
                 tracing::info!(
-                    rows = summary.rows,
-                    high_risk = summary.high_risk,
+                    rows,
+                    high_risk,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "prediction completed"
                 );

@@ -7,6 +7,7 @@ mod helpers;
 mod ingest;
 mod isolation;
 mod postgres_restart;
+mod summary;
 mod uploads;
 mod worker;
 

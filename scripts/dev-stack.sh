@@ -29,6 +29,8 @@ APP="127.0.0.1:3000"
 PROXY="127.0.0.1:8080"
 ADMIN="127.0.0.1:9090"
 APP_METRICS="127.0.0.1:9100"
+SIGN_IN="127.0.0.1:8081"                     # retainwise-dev sign-in (local only)
+WEB="http://$PROXY"                           # the origin a browser opens
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -42,13 +44,14 @@ logs=".dev/stack"
 mkdir -p "$logs" data
 app_pid=""
 proxy_pid=""
+sign_in_pid=""
 # shellcheck disable=SC2329 # invoked by the EXIT trap below
 stop() {
     trap - INT TERM EXIT
     say "stopping"
     # SIGTERM: the proxy drains in-flight requests, the app lets running jobs finish.
-    for pid in $proxy_pid $app_pid; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in $proxy_pid $app_pid; do wait "$pid" 2>/dev/null || true; done
+    for pid in $proxy_pid $sign_in_pid $app_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $proxy_pid $sign_in_pid $app_pid; do wait "$pid" 2>/dev/null || true; done
     say "stopped"
 }
 trap stop EXIT
@@ -60,18 +63,25 @@ trap 'exit 143' TERM
 # from them where it exists.
 detach() { if command -v setsid >/dev/null 2>&1; then exec setsid "$@"; else exec "$@"; fi; }
 
-APP_LISTEN="$APP" APP_METRICS_LISTEN="$APP_METRICS" \
+APP_LISTEN="$APP" APP_METRICS_LISTEN="$APP_METRICS" APP_SIGN_IN_URL="http://$SIGN_IN/sign-in" \
     detach "$bin/retainwise-app" serve --with-worker >"$logs/app.log" 2>&1 &
 app_pid=$!
 
 CLERK_ISSUER_URL="$ISSUER" \
-CLERK_AUTHORIZED_PARTIES="$AZP" \
+CLERK_AUTHORIZED_PARTIES="$AZP,$WEB" \
+PROXY_PUBLIC_PATHS="/api/health,/,/assets/,/predictions/" \
 PROXY_JWKS_FILE=.dev/keys/jwks.json \
 PROXY_UPSTREAM="http://$APP" \
 PROXY_LISTEN="$PROXY" \
 PROXY_ADMIN_LISTEN="$ADMIN" \
     detach "$bin/retainwise-proxy" >"$logs/proxy.log" 2>&1 &
 proxy_pid=$!
+
+# The browser sign-in: mints an 8-hour dev token as the __session cookie
+# (cookies are per host, so the proxy on :8080 receives it).
+detach "$bin/retainwise-dev" sign-in --listen "$SIGN_IN" --allowed-origin "$WEB" \
+    >"$logs/sign-in.log" 2>&1 &
+sign_in_pid=$!
 
 # Ready: the app's health (database and storage answer), then the proxy's
 # /readyz (keys loaded, app reachable). Both checks use the binaries' own
@@ -99,10 +109,13 @@ wait_ready proxy "$proxy_pid" "$logs/proxy.log" \
 token="$("$bin/retainwise-dev" token --sub user_dev --ttl 3600 --azp "$AZP")"
 cat <<TEXT
 
+Open $WEB/ in a browser
+
 RetainWise is running:
   proxy  http://$PROXY   (admin: http://$ADMIN/readyz, /metrics)
   app    http://$APP     (metrics: http://$APP_METRICS/metrics; reachable only through the proxy)
-  logs   $logs/app.log, $logs/proxy.log
+  sign-in http://$SIGN_IN/sign-in (local, 8-hour sessions)
+  logs   $logs/app.log, $logs/proxy.log, $logs/sign-in.log
 
 A token for user_dev, valid for an hour (more: $bin/retainwise-dev token --sub USER --ttl SECONDS --azp $AZP):
 
@@ -115,12 +128,12 @@ curl -sS -H "Authorization: Bearer \$TOKEN" http://$PROXY/api/uploads
 curl -sS -H "Authorization: Bearer \$TOKEN" http://$PROXY/api/predictions/PREDICTION_ID
 curl -sS -OJ -H "Authorization: Bearer \$TOKEN" http://$PROXY/api/predictions/PREDICTION_ID/download
 
-Ctrl-C stops both.
+Ctrl-C stops all three.
 TEXT
 
 # Runs until Ctrl-C, or until either process exits (then the other is stopped).
 set +e
-wait -n "$app_pid" "$proxy_pid"
+wait -n "$app_pid" "$proxy_pid" "$sign_in_pid"
 status=$?
 say "$( [ "$status" = 0 ] && echo "a process exited" || echo "a process failed (status $status)" ); see $logs/"
 exit "$status"

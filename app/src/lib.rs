@@ -52,5 +52,5 @@ pub mod settings;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
-pub mod worker;
 pub mod web;
+pub mod worker;

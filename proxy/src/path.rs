@@ -289,7 +289,13 @@ mod tests {
         let paths = PublicPaths::parse(&["/".to_owned(), "/assets/".to_owned()]).expect("valid");
         assert!(paths.is_public("/"));
         assert!(paths.is_public("/assets/app.js"));
-        for private in ["/api/uploads", "/api/", "//", "/index.html", "/predictions/x"] {
+        for private in [
+            "/api/uploads",
+            "/api/",
+            "//",
+            "/index.html",
+            "/predictions/x",
+        ] {
             assert!(!paths.is_public(private), "{private}");
         }
     }

@@ -27,7 +27,10 @@ const LABEL_STYLE: &str = "overflow: visible;";
 
 /// `'sha256-…'` of a style attribute value.
 fn hash(style: &str) -> String {
-    format!("'sha256-{}'", STANDARD.encode(Sha256::digest(style.as_bytes())))
+    format!(
+        "'sha256-{}'",
+        STANDARD.encode(Sha256::digest(style.as_bytes()))
+    )
 }
 
 /// The policy for the shell page, given the Clerk Frontend API origin
@@ -72,7 +75,10 @@ mod tests {
     #[test]
     fn without_clerk_only_the_own_origin_and_chartists_two_styles() {
         let csp = policy(None);
-        assert!(csp.starts_with("default-src 'none'; script-src 'self';"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self';"),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
         assert!(!csp.contains("https:"), "{csp}");
         // sha256("overflow: visible;"), computed independently with
@@ -101,7 +107,10 @@ mod tests {
                 "https://challenges.cloudflare.com",
             ]
         );
-        assert!(!csp.contains("'sha256-"), "hashes would disable 'unsafe-inline'");
+        assert!(
+            !csp.contains("'sha256-"),
+            "hashes would disable 'unsafe-inline'"
+        );
         assert!(csp.contains("frame-ancestors 'none'"));
     }
 }

@@ -89,9 +89,8 @@ impl SignIn {
 /// `parsePublishableKey` in `@clerk/shared/keys`).
 fn frontend_api_host(key: &str) -> Result<String, String> {
     let bad = || {
-        format!(
-            "APP_CLERK_PUBLISHABLE_KEY is not a Clerk publishable key (pk_test_… or pk_live_…, as the dashboard's API keys page shows)"
-        )
+        "APP_CLERK_PUBLISHABLE_KEY is not a Clerk publishable key (pk_test_… or pk_live_…, as the dashboard's API keys page shows)"
+            .to_owned()
     };
     let encoded = key
         .strip_prefix("pk_test_")

@@ -58,6 +58,16 @@ impl Stack {
 
     /// [`Stack::start`] with extra app settings (`APP_MAX_UPLOAD_BYTES`, ...).
     pub async fn start_with(backend: Backend, app_settings: &[(&str, &str)]) -> Self {
+        Self::start_full(backend, app_settings, &[]).await
+    }
+
+    /// [`Stack::start_with`] with extra proxy settings, which override the
+    /// defaults above (`PROXY_LISTEN`, `PROXY_PUBLIC_PATHS`, ...).
+    pub async fn start_full(
+        backend: Backend,
+        app_settings: &[(&str, &str)],
+        proxy_settings: &[(&str, String)],
+    ) -> Self {
         let jwks = start_jwks(&[key_a()]).await;
         let dir = TempDir::new();
 
@@ -103,6 +113,7 @@ impl Stack {
             ("PROXY_LOG", "info".to_owned()),
         ]
         .into_iter()
+        .chain(proxy_settings.iter().cloned())
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let config = config.to_str().expect("utf-8 path").to_owned();

@@ -145,6 +145,8 @@ resource "aws_ecs_task_definition" "web" {
       environment = concat(local.app_environment, [
         { name = "APP_LISTEN", value = "127.0.0.1:3000" },
         { name = "APP_METRICS_LISTEN", value = "0.0.0.0:9100" },
+        # The pages sign in with ClerkJS; the proxy still verifies every token.
+        { name = "APP_CLERK_PUBLISHABLE_KEY", value = var.clerk_publishable_key },
       ])
       secrets = local.app_secrets
       healthCheck = {

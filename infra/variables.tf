@@ -101,6 +101,16 @@ variable "clerk_authorized_parties" {
   }
 }
 
+variable "clerk_publishable_key" {
+  description = "Clerk publishable key (pk_live_... or pk_test_..., the dashboard's API keys page); not a secret. The app's pages load ClerkJS from the Frontend API it names and allow exactly that origin in their Content-Security-Policy."
+  type        = string
+
+  validation {
+    condition     = can(regex("^pk_(live|test)_[A-Za-z0-9+/=]+$", var.clerk_publishable_key))
+    error_message = "clerk_publishable_key must be a Clerk publishable key (pk_live_... or pk_test_...)."
+  }
+}
+
 variable "clerk_audience" {
   description = "Accepted aud values; empty leaves aud unchecked (Clerk session tokens carry none by default)."
   type        = list(string)

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use retainwise_testkit::browser::Browser;
 use retainwise_testkit::browser::fantoccini::Locator;
 use retainwise_testkit::browser::fantoccini::elements::Element;
+use retainwise_testkit::browser::fantoccini::key::Key;
 use retainwise_testkit::process::{Process, binary, workspace_root};
 use retainwise_testkit::{TempDir, free_port};
 use serde_json::{Value, json};
@@ -317,6 +318,60 @@ async fn a_user_signs_in_uploads_a_file_and_reads_its_charts() {
         .await;
     assert_eq!(api.status, 200);
     assert_eq!(download, api.text(), "the page's download is the API's");
+
+    // From the keyboard: Enter on a column's sort button sorts by it,
+    // typing in the search box filters by customer or factor.
+    let enter = char::from(Key::Enter).to_string();
+    browser
+        .wait_for("th[data-key=row] button")
+        .await
+        .send_keys(&enter)
+        .await
+        .expect("press Enter on the Row button");
+    browser
+        .wait_for("th[data-key=row][aria-sort=descending]")
+        .await;
+    let mut rows_shown = Vec::new();
+    for row in browser.wait_for_count("#top-customers tbody tr", 1..).await {
+        let cell = row.find(Locator::Css("td")).await.expect("the row cell");
+        let n: u64 = cell.text().await.expect("text").parse().expect("a row");
+        rows_shown.push(n);
+    }
+    assert!(
+        rows_shown.windows(2).all(|w| w[0] > w[1]),
+        "sorted by row, descending: {rows_shown:?}"
+    );
+    let query = "month";
+    let matching = top
+        .iter()
+        .filter(|c| {
+            c["customer_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains(query)
+                || c["factors"].as_array().is_some_and(|f| {
+                    f.iter()
+                        .any(|f| f.as_str().unwrap_or("").to_lowercase().contains(query))
+                })
+        })
+        .count();
+    assert!(
+        0 < matching && matching < top.len(),
+        "a query that filters: {matching}"
+    );
+    browser
+        .wait_for("#customer-search")
+        .await
+        .send_keys("Month")
+        .await
+        .expect("type a search");
+    browser
+        .wait_for_count("#top-customers tbody tr", matching..=matching)
+        .await;
+    let status = browser.wait_for("#top-customers-count").await;
+    let said = status.text().await.expect("status text");
+    assert!(said.contains(&format!("Showing {matching} of")), "{said}");
 
     // The browser's cookie does not work from another site.
     let cookie = browser

@@ -137,7 +137,7 @@ start_proxy ours-cold "$ours" PROXY_ACCESS_LOG=false PROXY_TOKEN_CACHE_SIZE=1; p
 # works on builds without PROXY_ACCESS_LOG).
 if [ -n "${BASELINE:-}" ]; then
     port[before]=$(free_port); port[before-cold]=$(free_port)
-    start_proxy before "$BASELINE" PROXY_LOG=warn; pids+=($!)
+    start_proxy before "$BASELINE" PROXY_LOG=warn; before_pid=$!; pids+=($!)
     start_proxy before-cold "$BASELINE" PROXY_LOG=warn PROXY_TOKEN_CACHE_SIZE=1; pids+=($!)
 fi
 # Half a core: a cgroup v1 cpu controller (this machine) or v2 cpu.max.
@@ -240,13 +240,20 @@ async def main():
     for w in writers:
         w.close()
     await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
+    # After the close: at once (2 s), and after an allocator's decay time
+    # (jemalloc returns freed pages within 10 s) with room to spare.
     time.sleep(2)
-    print(before, held, rss())
+    soon = rss()
+    time.sleep(18)
+    print(before, held, soon, rss())
 asyncio.run(main())
 EOF
-nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
-read -r n_before n_held n_after < <(taskset -c 0 python3 "$work/idle.py" "${port[nginx]}" $idle_conns "$token" "$nginx_pid" "$nginx_workers")
-read -r o_before o_held o_after < <(taskset -c 0 python3 "$work/idle.py" "${port[ours]}" $idle_conns "$token" $ours_pid)
+mapfile -t nginx_workers < <(pgrep -P "$nginx_pid")
+read -r n_before n_held n_soon n_after < <(taskset -c 0 python3 "$work/idle.py" "${port[nginx]}" $idle_conns "$token" "$nginx_pid" "${nginx_workers[@]}")
+read -r o_before o_held o_soon o_after < <(taskset -c 0 python3 "$work/idle.py" "${port[ours]}" $idle_conns "$token" $ours_pid)
+if [ -n "${BASELINE:-}" ]; then
+    read -r b_before b_held b_soon b_after < <(taskset -c 0 python3 "$work/idle.py" "${port[before]}" $idle_conns "$token" "$before_pid")
+fi
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.1f-%.1f", lo, hi}'; }
@@ -274,8 +281,14 @@ awk -v ld="$l_d" -v ln="$l_n" -v lo="$l_o" -v sd="$(spread <<<"${p50[direct]}")"
     printf "p50 at 1 connection (median, min-max): direct %.1f us (%s), nginx %.1f us (%s), ours %.1f us (%s)\n", ld, sd, ln, sn, lo, so
     printf "added p50: ours %.1f us, nginx %.1f us, ratio %.2f (target <= 1.5)\n", lo-ld, ln-ld, (ln-ld > 0) ? (lo-ld)/(ln-ld) : 0
 }'
-awk -v c=$idle_conns -v nb="$n_before" -v nh="$n_held" -v na="$n_after" -v ob="$o_before" -v oh="$o_held" -v oa="$o_after" 'BEGIN {
-    printf "RSS with %d idle keep-alive connections (each served one request), MiB: idle / held / after close\n", c
-    printf "  nginx (master + worker) %.1f / %.1f / %.1f\n", nb/1024, nh/1024, na/1024
-    printf "  retainwise-proxy       %.1f / %.1f / %.1f   held x nginx %.2f (target <= 3), after close - idle %.1f MiB (target <= 16)\n", ob/1024, oh/1024, oa/1024, oh/nh, (oa-ob)/1024
+awk -v c=$idle_conns -v nb="$n_before" -v nh="$n_held" -v ns="$n_soon" -v na="$n_after" \
+    -v ob="$o_before" -v oh="$o_held" -v os="$o_soon" -v oa="$o_after" 'BEGIN {
+    printf "RSS with %d idle keep-alive connections (each served one request), MiB: idle / held / 2 s after close / 20 s after\n", c
+    printf "  nginx (master + worker) %.1f / %.1f / %.1f / %.1f\n", nb/1024, nh/1024, ns/1024, na/1024
+    printf "  retainwise-proxy       %.1f / %.1f / %.1f / %.1f   held x nginx %.2f (target <= 3), 20 s after close - idle %.1f MiB (target <= 16)\n", ob/1024, oh/1024, os/1024, oa/1024, oh/nh, (oa-ob)/1024
 }'
+if [ -n "${BASELINE:-}" ]; then
+    awk -v b="$b_before" -v h="$b_held" -v s="$b_soon" -v a="$b_after" -v nh="$n_held" 'BEGIN {
+        printf "  BASELINE build          %.1f / %.1f / %.1f / %.1f   held x nginx %.2f\n", b/1024, h/1024, s/1024, a/1024, h/nh
+    }'
+fi

@@ -274,3 +274,50 @@ async fn an_idle_http2_connection_is_closed() {
     let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
     assert!(ended.is_ok(), "the idle HTTP/2 connection was kept open");
 }
+
+/// The proxy tells HTTP/1.1 from h2c by peeking at a connection's first
+/// bytes. An HTTP/1.1 request whose first segment could still be the start
+/// of the HTTP/2 preface (`P` of `POST`) is read on and served as HTTP/1.1,
+/// and the connection stays usable.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_whose_first_byte_could_open_http2_is_served_as_http1() {
+    let (_jwks, upstream, proxy) = proxy_with(&[]).await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    stream.write_all(b"P").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream
+        .write_all(b"OST /api/health HTTP/1.1\r\nhost: proxy\r\ncontent-length: 2\r\n\r\nok")
+        .await
+        .expect("write");
+    let response = read_response(&mut stream).await;
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert!(still_serves(&mut stream).await);
+    assert_eq!(upstream.count(), 2);
+}
+
+/// The HTTP/2 preface arriving in two segments is still h2c: the proxy
+/// answers with its own SETTINGS frame (RFC 9113 section 3.4).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http2_preface_in_two_segments_opens_h2c() {
+    let (_jwks, _upstream, proxy) = proxy_with(&[]).await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    stream.write_all(&preface[..9]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(&preface[9..]).await.expect("write");
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    stream
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .expect("write");
+    let mut header = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut header))
+        .await
+        .expect("a frame within 5 s")
+        .expect("read a frame header");
+    assert_eq!(header[3], 4, "the first frame is SETTINGS: {header:?}");
+}

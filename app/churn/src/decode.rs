@@ -5,7 +5,7 @@
 //! | `EF BB BF` | UTF-8, the byte order mark dropped |
 //! | `FF FE` / `FE FF` | UTF-16 LE / BE, transcoded to UTF-8 as it streams |
 //! | `1F 8B` | gzip, decompressed as it streams, then judged again (text only) |
-//! | `PK 03 04` | an `.xlsx` workbook: its first sheet (the whole workbook is held in memory, at most [`MAX_WORKBOOK_BYTES`]) |
+//! | `PK 03 04` | an `.xlsx` workbook: its first sheet (the whole workbook is held first, in memory or in a file the caller hands over: [`WorkbookSpool`]; at most [`MAX_WORKBOOK_BYTES`]) |
 //! | anything else without NUL bytes | UTF-8 text |
 //!
 //! Anything else that is not text (PDF, images, `.xls`, other archives) is
@@ -17,8 +17,30 @@ use std::fmt::Write as _;
 use std::io::{self, Read};
 
 /// Largest `.xlsx` workbook read, in bytes (the zip format keeps its
-/// directory at the end, so the whole workbook is held in memory).
+/// directory at the end, so the whole workbook is held before it is read).
 pub const MAX_WORKBOOK_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Where an `.xlsx` workbook is held while its first sheet is read: the zip
+/// format keeps its directory at the end, so the workbook must be whole
+/// and seekable before a cell can be read.
+#[derive(Clone, Copy)]
+pub enum WorkbookSpool<'s> {
+    /// In memory: up to [`MAX_WORKBOOK_BYTES`] of RAM for the file's life.
+    Memory,
+    /// In a file that this opens (read, write, seek; an unlinked temporary
+    /// file, say), called only when the input is a workbook. The service
+    /// uses this so that a 77 MiB workbook does not sit in its memory.
+    File(&'s (dyn Fn() -> io::Result<std::fs::File> + Sync)),
+}
+
+impl std::fmt::Debug for WorkbookSpool<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkbookSpool::Memory => "Memory",
+            WorkbookSpool::File(_) => "File",
+        })
+    }
+}
 /// Default bound on the decoded text, in bytes.
 pub const MAX_DECODED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
@@ -127,8 +149,18 @@ fn sniff(input: &mut impl Read) -> io::Result<Vec<u8>> {
 }
 
 /// Judges `input` by its first bytes and returns its text as UTF-8.
-/// `max_decoded` bounds the text after decompression or transcoding.
+/// `max_decoded` bounds the text after decompression or transcoding. A
+/// workbook is held in memory; see [`open_with`].
 pub fn open<'a>(input: impl Read + 'a, max_decoded: u64) -> Result<Decoded<'a>, DecodeError> {
+    open_with(input, max_decoded, WorkbookSpool::Memory)
+}
+
+/// [`open`], holding a workbook where `spool` says.
+pub fn open_with<'a>(
+    input: impl Read + 'a,
+    max_decoded: u64,
+    spool: WorkbookSpool<'_>,
+) -> Result<Decoded<'a>, DecodeError> {
     let mut input = Tagged(input);
     let head = sniff(&mut input).map_err(untag)?;
     let whole = io::Cursor::new(head.clone()).chain(input);
@@ -157,7 +189,7 @@ pub fn open<'a>(input: impl Read + 'a, max_decoded: u64) -> Result<Decoded<'a>, 
         });
     }
     if head.starts_with(b"PK\x03\x04") {
-        return crate::xlsx::first_sheet(whole, max_decoded)
+        return crate::xlsx::first_sheet(whole, max_decoded, spool)
             .map(|text| Decoded {
                 text: limited(Box::new(text)),
                 container: Container::Xlsx,

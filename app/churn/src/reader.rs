@@ -26,7 +26,7 @@ use std::io::Read;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::decode::{self, Container, DecodeError};
+use crate::decode::{self, Container, DecodeError, WorkbookSpool};
 use crate::records::{Record, RecordError, RecordReader};
 use crate::report::{IngestReport, LikelyMistake, looks_like};
 use crate::schema::{CustomerRow, Field, HeaderMap, N_CATEGORIES, Purpose, SchemaError};
@@ -109,7 +109,18 @@ impl<'a> CustomerReader<'a> {
         purpose: Purpose,
         max_decoded: u64,
     ) -> Result<Self, SchemaError> {
-        let decoded = decode::open(input, max_decoded).map_err(|e| match e {
+        Self::with_spool(input, purpose, max_decoded, WorkbookSpool::Memory)
+    }
+
+    /// [`CustomerReader::with`], holding an `.xlsx` workbook where `spool`
+    /// says while its first sheet is read.
+    pub fn with_spool(
+        input: impl Read + 'a,
+        purpose: Purpose,
+        max_decoded: u64,
+        spool: WorkbookSpool<'_>,
+    ) -> Result<Self, SchemaError> {
+        let decoded = decode::open_with(input, max_decoded, spool).map_err(|e| match e {
             DecodeError::Unsupported(message) => SchemaError::Unsupported(message),
             DecodeError::Io(e) => SchemaError::Io(e),
         })?;

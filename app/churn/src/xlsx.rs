@@ -7,17 +7,19 @@
 //! break).
 //!
 //! The zip format keeps its directory at the end, so the workbook is read
-//! whole into memory, at most [`crate::decode::MAX_WORKBOOK_BYTES`] (with
-//! its shared strings, as calamine keeps them). The text is made by a
+//! whole before a cell can be: into memory or into a file the caller
+//! hands over ([`WorkbookSpool`]), at most
+//! [`crate::decode::MAX_WORKBOOK_BYTES`]. calamine keeps the shared strings
+//! in memory. The text is made by a
 //! thread that owns the workbook and streams it a few 64 KiB chunks ahead
 //! of the reader, so it is never held whole.
 
-use std::io::{self, Cursor, Read};
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use calamine::{DataRef, Reader, Xlsx};
 
-use crate::decode::{BadData, DecodeError, MAX_WORKBOOK_BYTES};
+use crate::decode::{BadData, DecodeError, MAX_WORKBOOK_BYTES, WorkbookSpool};
 
 /// Size of the pieces of text handed from the converting thread.
 const CHUNK: usize = 64 * 1024;
@@ -53,26 +55,60 @@ impl Read for SheetText {
     }
 }
 
-/// Reads the workbook and returns its first sheet as CSV text.
-pub fn first_sheet(input: impl Read, max_text: u64) -> Result<SheetText, DecodeError> {
-    let mut bytes = Vec::new();
-    input.take(MAX_WORKBOOK_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_WORKBOOK_BYTES {
-        return Err(DecodeError::Unsupported(format!(
-            "the workbook is larger than {} MiB; save its first sheet as CSV",
-            MAX_WORKBOOK_BYTES / (1024 * 1024)
-        )));
-    }
-    let what = if bytes
-        .windows(24)
-        .take(100)
-        .any(|w| w == b"opendocument.spreadsheet")
-    {
+/// How many of the workbook's first bytes are searched for the
+/// OpenDocument media type, to name an `.ods` file.
+const HEAD: u64 = 128;
+
+/// Reads the workbook into `spool` and returns its first sheet as CSV text.
+pub fn first_sheet(
+    mut input: impl Read,
+    max_text: u64,
+    spool: WorkbookSpool<'_>,
+) -> Result<SheetText, DecodeError> {
+    let mut head = Vec::new();
+    input.by_ref().take(HEAD).read_to_end(&mut head)?;
+    let rest = input.take(MAX_WORKBOOK_BYTES + 1 - head.len() as u64);
+    let what = if head.windows(24).any(|w| w == b"opendocument.spreadsheet") {
         "an OpenDocument spreadsheet (.ods)"
     } else {
         "a zip archive that is not an .xlsx workbook"
     };
-    let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|_| {
+    let too_large = || {
+        DecodeError::Unsupported(format!(
+            "the workbook is larger than {} MiB; save its first sheet as CSV",
+            MAX_WORKBOOK_BYTES / (1024 * 1024)
+        ))
+    };
+    match spool {
+        WorkbookSpool::Memory => {
+            let mut bytes = head;
+            { rest }.read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_WORKBOOK_BYTES {
+                return Err(too_large());
+            }
+            convert(Cursor::new(bytes), what, max_text)
+        }
+        WorkbookSpool::File(open) => {
+            let mut file = open()?;
+            file.write_all(&head)?;
+            let copied = head.len() as u64 + io::copy(&mut { rest }, &mut file)?;
+            if copied > MAX_WORKBOOK_BYTES {
+                return Err(too_large());
+            }
+            file.seek(SeekFrom::Start(0))?;
+            convert(BufReader::new(file), what, max_text)
+        }
+    }
+}
+
+/// Opens the workbook in `reader` and starts the thread that writes its
+/// first sheet as text.
+fn convert<RS: Read + Seek + Send + 'static>(
+    reader: RS,
+    what: &str,
+    max_text: u64,
+) -> Result<SheetText, DecodeError> {
+    let mut workbook = Xlsx::new(reader).map_err(|_| {
         DecodeError::Unsupported(format!(
             "the file appears to be {what}; save it as CSV (UTF-8) or .xlsx"
         ))
@@ -100,8 +136,8 @@ pub fn first_sheet(input: impl Read, max_text: u64) -> Result<SheetText, DecodeE
 
 /// Writes the sheet as CSV text in chunks to `send`, which says `false`
 /// when the reader has gone (then the work stops).
-fn write_sheet(
-    workbook: &mut Xlsx<Cursor<Vec<u8>>>,
+fn write_sheet<RS: Read + Seek>(
+    workbook: &mut Xlsx<RS>,
     name: &str,
     max_text: u64,
     send: &mut dyn FnMut(Vec<u8>) -> bool,
@@ -219,7 +255,63 @@ mod tests {
 
     #[test]
     fn a_zip_that_is_not_a_workbook_is_named() {
-        let err = first_sheet(&b"PK\x03\x04 not really a zip"[..], 1 << 20).expect_err("refused");
+        let err = first_sheet(
+            &b"PK\x03\x04 not really a zip"[..],
+            1 << 20,
+            WorkbookSpool::Memory,
+        )
+        .expect_err("refused");
+        assert!(
+            err.to_string().contains("zip archive that is not an .xlsx"),
+            "{err}"
+        );
+    }
+
+    fn sheet_text(spool: WorkbookSpool<'_>) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/workbook.xlsx");
+        let file = std::fs::File::open(path).expect("the workbook fixture");
+        let mut text = String::new();
+        first_sheet(file, 1 << 30, spool)
+            .expect("a workbook")
+            .read_to_string(&mut text)
+            .expect("its text");
+        text
+    }
+
+    #[test]
+    fn a_workbook_spooled_to_a_file_reads_as_one_held_in_memory() {
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        let open = || {
+            opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tempfile::tempfile()
+        };
+        let from_file = sheet_text(WorkbookSpool::File(&open));
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(from_file.starts_with("customerID,"), "{from_file}");
+        assert_eq!(from_file, sheet_text(WorkbookSpool::Memory));
+    }
+
+    #[test]
+    fn a_spool_that_cannot_be_opened_is_an_io_error() {
+        let open = || Err(io::Error::other("no space left"));
+        let err = first_sheet(
+            &b"PK\x03\x04 not really a zip"[..],
+            1,
+            WorkbookSpool::File(&open),
+        )
+        .expect_err("refused");
+        assert!(matches!(err, DecodeError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn a_zip_that_is_not_a_workbook_is_named_from_a_file_spool_too() {
+        let open = || tempfile::tempfile();
+        let err = first_sheet(
+            &b"PK\x03\x04 not really a zip"[..],
+            1 << 20,
+            WorkbookSpool::File(&open),
+        )
+        .expect_err("refused");
         assert!(
             err.to_string().contains("zip archive that is not an .xlsx"),
             "{err}"
@@ -234,6 +326,9 @@ mod tests {
                 Err(io::Error::other("gone"))
             }
         }
-        assert!(matches!(first_sheet(Failing, 1), Err(DecodeError::Io(_))));
+        assert!(matches!(
+            first_sheet(Failing, 1, WorkbookSpool::Memory),
+            Err(DecodeError::Io(_))
+        ));
     }
 }

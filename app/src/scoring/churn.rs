@@ -6,8 +6,9 @@
 use std::io::{Read, Write};
 
 use super::{Checked, FileScorer, ScoringError, Summary};
+use retainwise_churn::decode::{MAX_DECODED_BYTES, WorkbookSpool};
 use retainwise_churn::model::{ModelError, ModelFile};
-use retainwise_churn::schema::{CustomerReader, SchemaError};
+use retainwise_churn::schema::{CustomerReader, Purpose, SchemaError};
 use retainwise_churn::score::{ScoreWriter, Scorer};
 use retainwise_churn::summary::{SummaryBuilder, SummaryError, summarise_scored_csv};
 
@@ -25,6 +26,23 @@ impl Churn {
     }
 }
 
+/// An `.xlsx` upload is held in an unlinked temporary file under `TMPDIR`
+/// while its first sheet is read, not in memory: the 1,000,000-row
+/// benchmark workbook is 77 MiB (see the service README's benchmark).
+fn temporary_file() -> std::io::Result<std::fs::File> {
+    tempfile::tempfile()
+}
+
+/// A scoring reader over `input`, a workbook spooled to a temporary file.
+fn customers(input: &mut dyn Read) -> Result<CustomerReader<'_>, SchemaError> {
+    CustomerReader::with_spool(
+        input,
+        Purpose::Score,
+        MAX_DECODED_BYTES,
+        WorkbookSpool::File(&temporary_file),
+    )
+}
+
 fn schema_error(e: SchemaError) -> ScoringError {
     match e {
         SchemaError::Io(e) => ScoringError::Io(e),
@@ -38,7 +56,7 @@ impl FileScorer for Churn {
     }
 
     fn check(&self, input: &mut dyn Read) -> Result<Checked, ScoringError> {
-        let mut reader = CustomerReader::for_scoring(input).map_err(schema_error)?;
+        let mut reader = customers(input).map_err(schema_error)?;
         let mut rows = 0;
         for row in reader.by_ref() {
             row.map_err(schema_error)?;
@@ -55,9 +73,7 @@ impl FileScorer for Churn {
         // output upload, so nothing half-written becomes visible.
         // The upload check read this very file whole and refused repeated
         // ids; the worker does not pay for that table again.
-        let reader = CustomerReader::for_scoring(input)
-            .map_err(schema_error)?
-            .without_id_check();
+        let reader = customers(input).map_err(schema_error)?.without_id_check();
         let mut summary = SummaryBuilder::new(self.scorer.thresholds());
         let mut writer = ScoreWriter::new(output)?;
         for row in reader {

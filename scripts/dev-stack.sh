@@ -3,15 +3,16 @@
 # defaults: SQLite (data/retainwise.db), local files (data/objects), the
 # table queue. Builds, makes a dev signing key and JWKS on first run
 # (.dev/keys/, git-ignored), starts the app with its worker on
-# 127.0.0.1:3000 and the proxy on 127.0.0.1:8080 in front of it, verifying
+# 127.0.0.1:3000, the proxy on 127.0.0.1:8080 in front of it, verifying
 # tokens against the dev JWKS exactly as in production (the proxy has no
-# unverified mode), waits until both are ready, prints a token and the curl
-# lines, and stops both cleanly on Ctrl-C.
+# unverified mode), and the local sign-in page on 127.0.0.1:8081; waits
+# until the app and the proxy are ready, prints the URL to open, a token
+# and curl lines, and stops all three cleanly on Ctrl-C.
 #
 #   scripts/dev-stack.sh [--release]
 #
 # More tokens: target/debug/retainwise-dev token --sub USER [--ttl SECONDS]
-# Logs: .dev/stack/app.log, .dev/stack/proxy.log (JSON lines).
+# Logs: .dev/stack/app.log, .dev/stack/proxy.log, .dev/stack/sign-in.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,8 +59,8 @@ trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Ctrl-C reaches only this script, which then stops the two processes with
-# SIGTERM in order (proxy first); setsid keeps the terminal's SIGINT away
+# Ctrl-C reaches only this script, which then stops the three processes
+# with SIGTERM in order (proxy first); setsid keeps the terminal's SIGINT away
 # from them where it exists.
 detach() { if command -v setsid >/dev/null 2>&1; then exec setsid "$@"; else exec "$@"; fi; }
 
@@ -131,7 +132,7 @@ curl -sS -OJ -H "Authorization: Bearer \$TOKEN" http://$PROXY/api/predictions/PR
 Ctrl-C stops all three.
 TEXT
 
-# Runs until Ctrl-C, or until either process exits (then the other is stopped).
+# Runs until Ctrl-C, or until one of the three exits (then the others are stopped).
 set +e
 wait -n "$app_pid" "$proxy_pid" "$sign_in_pid"
 status=$?

@@ -30,9 +30,13 @@ async function route() {
   return show('Not found', h('h1', {}, 'Page not found'), h('p', {}, h('a', {href: '/'}, 'Go to your uploads')));
 }
 
-account();
+// "Sign out" only once the API has answered as a signed-in user: a page
+// that is about to be sent to sign in shows no account controls.
 route()
-  .then(() => document.body.setAttribute('data-ready', 'true'))
+  .then(() => {
+    account();
+    document.body.setAttribute('data-ready', 'true');
+  })
   .catch((error) => {
     show('Something went wrong',
       h('h1', {}, 'Something went wrong'),

@@ -9,46 +9,24 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::redirect::Policy;
 use retainwise_testkit::TempDir;
 use retainwise_testkit::http::{Reply, send};
-use retainwise_testkit::process::Process;
+use retainwise_testkit::sign_in::DevSignIn;
 use serde_json::Value;
 
 const APP: &str = "http://127.0.0.1:8080";
 const DEV: &str = env!("CARGO_BIN_EXE_retainwise-dev");
 
 struct SignIn {
-    _process: Process,
+    dev: DevSignIn,
     base: String,
-    keys: TempDir,
     http: reqwest::Client,
 }
 
 impl SignIn {
     async fn start(extra: &[&str]) -> Self {
-        let keys = TempDir::new();
-        let dir = keys.path().to_str().expect("utf-8 path").to_owned();
-        let status = std::process::Command::new(DEV)
-            .args(["keygen", "--dir", &dir])
-            .status()
-            .expect("keygen runs");
-        assert!(status.success());
-        let mut args = vec![
-            "sign-in",
-            "--dir",
-            &dir,
-            "--listen",
-            "127.0.0.1:0",
-            "--allowed-origin",
-            APP,
-        ];
-        args.extend_from_slice(extra);
-        let mut process = Process::spawn_path("sign-in", Path::new(DEV), &args, &[], keys.path());
-        let addr = process
-            .wait_for_address("listening", &[("listener", "sign-in")])
-            .await;
+        let dev = DevSignIn::start(Path::new(DEV), APP, extra).await;
         Self {
-            _process: process,
-            base: format!("http://{addr}"),
-            keys,
+            base: format!("http://{}", dev.addr),
+            dev,
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
                 .build()
@@ -102,7 +80,7 @@ impl SignIn {
     /// the JWKS `keygen` wrote (the one the proxy is given).
     fn verified_claims(&self, token: &str) -> Value {
         let jwks: Value = serde_json::from_slice(
-            &std::fs::read(self.keys.path().join("jwks.json")).expect("jwks.json"),
+            &std::fs::read(self.dev.keys.path().join("jwks.json")).expect("jwks.json"),
         )
         .expect("JWKS is JSON");
         let jwk = &jwks["keys"][0];

@@ -47,6 +47,7 @@ pub mod backends;
 pub mod browser;
 pub mod http;
 pub mod process;
+pub mod sign_in;
 pub mod telco;
 pub mod wait;
 

@@ -17,7 +17,8 @@ use retainwise_testkit::browser::Browser;
 use retainwise_testkit::browser::fantoccini::Locator;
 use retainwise_testkit::browser::fantoccini::elements::Element;
 use retainwise_testkit::browser::fantoccini::key::Key;
-use retainwise_testkit::process::{Process, binary, workspace_root};
+use retainwise_testkit::process::{binary, workspace_root};
+use retainwise_testkit::sign_in::DevSignIn;
 use retainwise_testkit::{TempDir, free_port};
 use serde_json::{Value, json};
 use support::jwks::{JwksMode, jwks_of};
@@ -34,43 +35,17 @@ const PUBLIC_PATHS: &str = "/api/health,/,/assets/,/predictions/";
 /// with the local sign-in page running on its own loopback port.
 struct Web {
     stack: Stack,
-    _sign_in: Process,
+    _sign_in: DevSignIn,
     origin: String,
-    _keys: TempDir,
 }
 
 impl Web {
     async fn start() -> Self {
         let proxy = free_port();
         let origin = format!("http://{proxy}");
-        let keys = TempDir::new();
-        let dir = keys.path().to_str().expect("utf-8 path").to_owned();
-        let dev = binary("retainwise-dev");
-        let keygen = std::process::Command::new(&dev)
-            .args(["keygen", "--dir", &dir])
-            .output()
-            .expect("retainwise-dev keygen runs");
-        assert!(keygen.status.success(), "keygen: {keygen:?}");
-        let mut sign_in = Process::spawn_path(
-            "sign-in",
-            &dev,
-            &[
-                "sign-in",
-                "--dir",
-                &dir,
-                "--listen",
-                "127.0.0.1:0",
-                "--allowed-origin",
-                &origin,
-                "--issuer",
-                ISSUER,
-            ],
-            &[],
-            keys.path(),
-        );
-        let sign_in_addr = sign_in
-            .wait_for_address("listening", &[("listener", "sign-in")])
-            .await;
+        let sign_in =
+            DevSignIn::start(&binary("retainwise-dev"), &origin, &["--issuer", ISSUER]).await;
+        let sign_in_addr = sign_in.addr;
         let sign_in_url = format!("http://{sign_in_addr}/sign-in");
 
         let stack = Stack::start_full(
@@ -86,7 +61,7 @@ impl Web {
         // The JWKS publishes the dev key beside the suite's own, as a
         // Clerk instance publishes every key it may sign with.
         let dev_jwks: Value = serde_json::from_slice(
-            &std::fs::read(keys.path().join("jwks.json")).expect("keygen writes jwks.json"),
+            &std::fs::read(sign_in.keys.path().join("jwks.json")).expect("keygen writes jwks.json"),
         )
         .expect("jwks.json is JSON");
         let mut published = jwks_of(&[key_a()]);
@@ -103,7 +78,6 @@ impl Web {
             stack,
             _sign_in: sign_in,
             origin,
-            _keys: keys,
         }
     }
 

@@ -15,7 +15,7 @@ use std::hint::black_box;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use retainwise_churn::model::ModelFile;
-use retainwise_churn::schema::CATEGORIES;
+use retainwise_churn::schema::{CATEGORIES, CustomerReader};
 use retainwise_churn::score::{self, Scorer};
 
 const ROWS: usize = 100_000;
@@ -129,6 +129,15 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     let scores = score::score_rows(&scorer, &rows);
     group.bench_function("parse only", |b| {
         b.iter(|| retainwise_churn::schema::read_customers(black_box(input.as_slice())))
+    });
+    // What the upload check does: every row parsed and judged, ids
+    // checked for repeats, nothing kept.
+    group.bench_function("check only", |b| {
+        b.iter(|| {
+            let reader = CustomerReader::for_scoring(black_box(input.as_slice()))
+                .expect("synthetic header is valid");
+            reader.filter(Result::is_ok).count()
+        })
     });
     group.bench_function("score only", |b| {
         b.iter(|| score::score_rows(&scorer, black_box(&rows)))

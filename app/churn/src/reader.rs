@@ -10,16 +10,15 @@
 //! `N`-th record after the header, blank ones included, so it is the
 //! spreadsheet's row `N + 1`; lines are as a text editor shows them.
 //!
-//! When scoring, a customer id may appear once. The check keeps every id
-//! once, with its first row and line, in one byte arena, and a table of
-//! 32-bit offsets into it keyed by the id's 64-bit hash: a hit is confirmed
-//! by comparing the ids themselves, so a hash collision is never reported
-//! as a duplicate. It costs about the ids' length plus 20 bytes per row
-//! (about 28 MiB for 1,000,000 rows of 8-character ids), inside the
-//! upload's memory budget. Keeping
-//! the ids (rather than re-reading the file to confirm a hit) is what
-//! lets the upload check, which sees the bytes once as they stream, name
-//! both rows.
+//! When scoring, a customer id may appear once. Every id is kept once,
+//! with its row and line, in one byte arena, with its 64-bit hash; once
+//! the file is read the hashes are sorted and equal ones compared by the
+//! ids themselves, so a hash collision is never reported as a duplicate
+//! ([`SeenIds`]). It costs about the id's length plus 26 bytes a row
+//! (about 34 MiB for 1,000,000 rows of 8-character ids), inside the
+//! upload's memory budget. Keeping the ids (rather than re-reading the
+//! file to confirm a hit) is what lets the upload check, which sees the
+//! bytes once as they stream, name both rows.
 
 use std::hash::BuildHasher;
 use std::io::Read;

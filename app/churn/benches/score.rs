@@ -17,6 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use retainwise_churn::model::ModelFile;
 use retainwise_churn::schema::{CATEGORIES, CustomerReader};
 use retainwise_churn::score::{self, Scorer};
+use retainwise_churn::summary::SummaryBuilder;
 
 const ROWS: usize = 100_000;
 
@@ -141,6 +142,16 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, clock: &str) {
     });
     group.bench_function("score only", |b| {
         b.iter(|| score::score_rows(&scorer, black_box(&rows)))
+    });
+    // What the worker adds to scoring for the prediction's page.
+    group.bench_function("summary only", |b| {
+        b.iter(|| {
+            let mut summary = SummaryBuilder::new(scorer.thresholds());
+            for (row, score) in rows.iter().zip(&scores) {
+                summary.add_score(&scorer, row, score);
+            }
+            black_box(summary.finish())
+        })
     });
     group.bench_function("write only", |b| {
         b.iter(|| {

@@ -351,7 +351,7 @@ impl HeaderMap {
         let cell = |field: Field| -> Result<Option<&str>, SchemaError> {
             let text = self.positions[field_slot(field)]
                 .and_then(|i| record.get(i))
-                .map(str::trim);
+                .map(trim);
             Ok(text.filter(|t| !t.is_empty()))
         };
         let required = |field: Field| {
@@ -423,6 +423,21 @@ impl HeaderMap {
     }
 }
 
+/// `text` without the whitespace at either end, as [`str::trim`] takes it
+/// off. A field with a visible ASCII character at both ends, which is
+/// nearly every field, is returned as it is after two byte tests, where
+/// `str::trim` decodes a character at each end and asks Unicode: the
+/// upload check's CPU time on 100,000 rows went from 132.6 to 123.5 ms
+/// (`cargo bench -p retainwise-churn --bench score -- "cpu/score_csv/check
+/// only"`, one after the other).
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        [only] if only.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// How the accepted yes/no spellings are described in errors.
 const YES_NO_SPELLINGS: &str = " (or Y/N, True/False, 1/0, in any case)";
 
@@ -490,6 +505,29 @@ pub use crate::reader::{CustomerReader, Customers, read_customers, read_customer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quick_trim_takes_off_what_str_trim_does() {
+        for text in [
+            "",
+            " ",
+            "\t",
+            "a",
+            "Yes",
+            " Yes",
+            "Yes ",
+            "\u{a0}Yes",
+            "Yes\u{3000}",
+            "\u{2003}",
+            "é",
+            "éa ",
+            "\r\nNo\r\n",
+            "x y",
+            "\u{feff}Yes",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
 
     #[test]
     fn field_slots_match_the_field_list() {

@@ -24,18 +24,43 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes: the exporter's own default (`PrometheusBuilder::upkeep_timeout`).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder's configuration: bucket bounds for every `_seconds`
+/// histogram.
+pub fn builder() -> PrometheusBuilder {
+    let seconds = &[
+        0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), seconds)
+        .expect("buckets are non-empty")
+}
+
+/// Folds the histograms' samples into their buckets every `every`, for as
+/// long as the runtime runs. The exporter keeps each sample (8 bytes) until
+/// then, and without this task only a scrape did it, so an app nobody
+/// scraped grew with every request (`metrics-exporter-prometheus`, "Upkeep
+/// and maintenance": `build_recorder` leaves this to the caller).
+pub fn spawn_upkeep(handle: PrometheusHandle, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
 /// Installs the process-wide recorder once (tests start many apps in one
 /// process) and returns the handle that renders it.
 pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let seconds = &[
-                0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-            ];
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), seconds)
-                .expect("buckets are non-empty")
-                .build_recorder();
+            let recorder = builder().build_recorder();
             let handle = recorder.handle();
             // Fails only when another recorder is installed (a host test binary).
             let _ = metrics::set_global_recorder(recorder);
@@ -44,9 +69,11 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Serves `GET /metrics` on `addr` until the process ends.
+/// Serves `GET /metrics` on `addr` until the process ends, and keeps the
+/// histograms drained between scrapes.
 pub async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let handle = handle();
+    spawn_upkeep(handle.clone(), UPKEEP_INTERVAL);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new().route("/metrics", get(move || async move { handle.render() }));

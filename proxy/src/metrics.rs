@@ -8,6 +8,8 @@
 use metrics::{
     Counter, Gauge, Histogram, Unit, describe_counter, describe_gauge, describe_histogram,
 };
+use std::time::Duration;
+
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUESTS: &str = "retainwise_proxy_requests_total";
@@ -37,15 +39,45 @@ const VERIFY_BUCKETS: &[f64] = &[
     0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.01,
 ];
 
-/// Installs the process-wide recorder and describes every metric.
-pub fn install() -> Result<PrometheusHandle, String> {
-    let handle = PrometheusBuilder::new()
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes: the exporter's own default (`PrometheusBuilder::upkeep_timeout`).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder's configuration: the histograms' bucket bounds.
+///
+/// # Errors
+/// A bucket list is empty (a programming error), as text.
+pub fn builder() -> Result<PrometheusBuilder, String> {
+    PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), REQUEST_BUCKETS)
         .and_then(|builder| {
             builder
                 .set_buckets_for_metric(Matcher::Full(VERIFY_DURATION.to_owned()), VERIFY_BUCKETS)
         })
-        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())
+}
+
+/// Folds the histograms' samples into their buckets every `every`, for as
+/// long as the runtime runs. The exporter keeps each sample (8 bytes) until
+/// then; without this task that happened only on a scrape, so a proxy that
+/// nobody scraped (Prometheus down, no admin listener) grew by about 1 MiB
+/// a second at 24,000 req/s and kept it (`metrics-exporter-prometheus`,
+/// "Upkeep and maintenance": `install_recorder` leaves this to the caller).
+pub fn spawn_upkeep(handle: PrometheusHandle, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// Installs the process-wide recorder and describes every metric. The
+/// caller runs [`spawn_upkeep`] on the returned handle.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = builder()?
         .install_recorder()
         .map_err(|err| err.to_string())?;
     describe();

@@ -91,6 +91,7 @@ pub fn key_store(settings: &Settings) -> Result<KeyStore, StartError> {
 /// Runs the proxy until a shutdown signal, then drains.
 pub async fn run(settings: Settings) -> Result<(), StartError> {
     let metrics = crate::metrics::install().map_err(StartError::Metrics)?;
+    crate::metrics::spawn_upkeep(metrics.clone(), crate::metrics::UPKEEP_INTERVAL);
     let keys = Arc::new(key_store(&settings)?);
     let upstream = Upstream::new(
         &settings.upstream,

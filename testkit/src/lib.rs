@@ -20,6 +20,7 @@
 //!   dead-letter queue on moto (feature `aws`).
 //! - Drives headless Chromium over WebDriver and checks pages with the
 //!   vendored axe-core (module `browser`, feature `browser`).
+//! - Checks that memory a structure held is given back ([`memory`]).
 //! - Checks that vendored third-party files match the checksums in their
 //!   `VENDOR.md` (`vendor`, tests only).
 //!
@@ -46,6 +47,7 @@ pub mod backends;
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod http;
+pub mod memory;
 pub mod process;
 pub mod sign_in;
 pub mod telco;

@@ -29,7 +29,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -55,6 +55,9 @@ pub struct ClientTimeouts {
     pub header_read: Duration,
     pub idle: Duration,
     pub body_idle: Duration,
+    /// An idle HTTP/1.1 connection is parked after this (see
+    /// [`crate::park`]); not a setting.
+    pub park_after: Duration,
 }
 
 /// What the connection's parts tell the supervisor.
@@ -73,6 +76,12 @@ pub struct ConnState {
     /// The client opened with the HTTP/2 preface: idleness is "no stream
     /// open", and heads are framed by HTTP/2 itself.
     h2: AtomicBool,
+    /// Served by hyper's HTTP/1 connection, which can hand the socket back:
+    /// an idle connection may be parked (see [`crate::park`]).
+    parkable: AtomicBool,
+    /// The supervisor asked the reader to end hyper's connection at the
+    /// next read that would wait.
+    park: AtomicBool,
     changed: Notify,
 }
 
@@ -85,6 +94,8 @@ impl ConnState {
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
             h2: AtomicBool::new(false),
+            parkable: AtomicBool::new(false),
+            park: AtomicBool::new(false),
             changed: Notify::new(),
         })
     }
@@ -95,6 +106,29 @@ impl ConnState {
 
     fn at(&self, ms: u64) -> Instant {
         self.origin + Duration::from_millis(ms)
+    }
+
+    /// The connection is served by hyper's HTTP/1 connection, which can be
+    /// parked when idle.
+    pub fn set_parkable(&self) {
+        self.parkable.store(true, Ordering::Release);
+    }
+
+    /// The parked connection's client sent again: parking may be asked
+    /// anew, [`PARK_AFTER`](crate::park::PARK_AFTER) from now (not from the
+    /// last response, which would park the new connection at once, before
+    /// hyper has parsed what arrived).
+    pub fn unpark(&self) {
+        self.idle_since.store(self.now_ms(), Ordering::Release);
+        self.park.store(false, Ordering::Release);
+    }
+
+    /// Whether a read that would wait should end hyper's connection
+    /// instead: parking was asked, and no request is in flight or arriving.
+    fn parks_now(&self) -> bool {
+        self.park.load(Ordering::Acquire)
+            && self.active.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == NONE
     }
 
     /// A request head was read and handed to the service.
@@ -152,7 +186,18 @@ impl ConnState {
             // was accepted, not from its first byte.
             return Some((self.origin + limits.header_read, Expiry::HeaderRead));
         }
+        if self.parkable.load(Ordering::Acquire)
+            && !self.park.load(Ordering::Acquire)
+            && limits.park_after < limits.idle
+        {
+            return Some((self.at(idle_since) + limits.park_after, Expiry::Park));
+        }
         Some((self.at(idle_since) + limits.idle, Expiry::Idle))
+    }
+
+    /// The deadline of a parked connection: the idle bound.
+    pub fn parked_deadline(&self, limits: &ClientTimeouts) -> Instant {
+        self.at(self.idle_since.load(Ordering::Acquire)) + limits.idle
     }
 }
 
@@ -161,6 +206,8 @@ impl ConnState {
 enum Expiry {
     HeaderRead,
     Idle,
+    /// Not a limit: idle long enough to give hyper's buffers back.
+    Park,
 }
 
 impl Expiry {
@@ -168,6 +215,7 @@ impl Expiry {
         match self {
             Expiry::HeaderRead => "header_read",
             Expiry::Idle => "idle",
+            Expiry::Park => "park",
         }
     }
 }
@@ -230,6 +278,16 @@ pub struct TimedIo {
     write_stall: Duration,
     /// Armed while a write is pending.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// A read ended hyper's connection to park it (an end of file that the
+    /// client did not send).
+    parked: bool,
+    /// The last bytes read, up to three, before the newest read.
+    tail: [u8; 3],
+    /// The bytes read so far end with an empty line: what hyper holds
+    /// unparsed is whole request heads or nothing, never part of one. Only
+    /// then may a read end the connection to park it: a pipelined request
+    /// cut in two by the network must not be lost.
+    at_head_end: bool,
 }
 
 impl TimedIo {
@@ -239,7 +297,21 @@ impl TimedIo {
             state,
             write_stall,
             stalled: None,
+            parked: false,
+            tail: [0; 3],
+            at_head_end: true,
         }
+    }
+
+    /// Whether the connection ended because it was parked, not because
+    /// the client closed or an error.
+    pub fn parked(&self) -> bool {
+        self.parked
+    }
+
+    /// The socket, for the parked wait.
+    pub fn into_inner(self) -> LingeringStream {
+        self.inner
     }
 
     /// Passes a write's result through, turning a write that has been
@@ -276,13 +348,39 @@ impl AsyncRead for TimedIo {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if this.parked {
+            return Poll::Ready(Ok(()));
+        }
+        let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, buf) else {
+            if this.at_head_end && this.state.parks_now() {
+                // Nothing to read and nothing owed: an end of file makes
+                // hyper end the connection and hand the socket back.
+                this.parked = true;
+                return Poll::Ready(Ok(()));
+            }
+            return Poll::Pending;
+        };
+        result?;
         let read = &buf.filled()[before..];
         if !read.is_empty() {
             this.state.bytes_read(read);
+            (this.tail, this.at_head_end) = head_end(this.tail, read);
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// The last three bytes after `read`, and whether the bytes end with an
+/// empty line (CRLF CRLF, or the bare LF that HTTP/1.1 parsers accept,
+/// RFC 9112 section 2.2).
+fn head_end(tail: [u8; 3], read: &[u8]) -> ([u8; 3], bool) {
+    let mut last = [0u8; 4];
+    let take = read.len().min(4);
+    let keep = 4 - take;
+    last[..keep].copy_from_slice(&tail[3 - keep..]);
+    last[keep..].copy_from_slice(&read[read.len() - take..]);
+    let ends = last.ends_with(b"\n\n") || last.ends_with(b"\n\r\n");
+    ([last[1], last[2], last[3]], ends)
 }
 
 impl AsyncWrite for TimedIo {
@@ -317,17 +415,17 @@ impl AsyncWrite for TimedIo {
     }
 }
 
-/// Drives `connection` until it ends, a bound in `state` passes, or
-/// `stop` turns true (the process is draining). `shut_down` asks the
-/// connection to close politely (hyper's `graceful_shutdown`: HTTP/1 closes
-/// once idle, HTTP/2 sends GOAWAY).
+/// Drives `connection` until it ends (its output), a bound in `state`
+/// passes, or `stop` turns true (the process is draining) (`None`).
+/// `shut_down` asks the connection to close politely (hyper's
+/// `graceful_shutdown`: HTTP/1 closes once idle, HTTP/2 sends GOAWAY).
 pub async fn supervise<C: Future>(
     connection: C,
     shut_down: fn(Pin<&mut C>),
-    state: Arc<ConnState>,
+    state: &ConnState,
     limits: ClientTimeouts,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: &mut watch::Receiver<bool>,
+) -> Option<C::Output> {
     let mut connection = std::pin::pin!(connection);
     let mut stopping = *stop.borrow();
     if stopping {
@@ -338,7 +436,7 @@ pub async fn supervise<C: Future>(
         let deadline = state.deadline(&limits);
         let sleep_until = deadline.map_or_else(far_future, |(at, _)| at);
         tokio::select! {
-            _ = connection.as_mut() => return,
+            output = connection.as_mut() => return Some(output),
             () = changed => {}
             result = stop.changed(), if !stopping => {
                 stopping = true;
@@ -352,6 +450,12 @@ pub async fn supervise<C: Future>(
                 if Instant::now() < at {
                     continue;
                 }
+                if expiry == Expiry::Park {
+                    // Polling the connection again makes its next read
+                    // the end of file that ends it.
+                    state.park.store(true, Ordering::Release);
+                    continue;
+                }
                 metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => expiry.kind()).increment(1);
                 if expiry == Expiry::Idle {
                     // Idle: nothing is lost by closing politely (HTTP/2
@@ -360,7 +464,7 @@ pub async fn supervise<C: Future>(
                     let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await;
                 }
                 tracing::debug!(kind = expiry.kind(), "closing the connection");
-                return;
+                return None;
             }
         }
     }
@@ -368,4 +472,45 @@ pub async fn supervise<C: Future>(
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    /// Feeds `reads` one by one and says whether the bytes end a head.
+    fn ends(reads: &[&[u8]]) -> bool {
+        let mut state = ([0u8; 3], true);
+        for read in reads {
+            state = head_end(state.0, read);
+        }
+        state.1
+    }
+
+    #[test]
+    fn a_head_ends_with_an_empty_line_however_the_reads_split_it() {
+        let head: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(ends(&[head]));
+        for cut in 1..head.len() {
+            assert!(ends(&[&head[..cut], &head[cut..]]), "cut at {cut}");
+            assert!(!ends(&[&head[..cut]]), "only {cut} bytes");
+        }
+        let bytes: Vec<&[u8]> = head.chunks(1).collect();
+        assert!(ends(&bytes));
+        assert!(ends(&[b"GET / HTTP/1.1\nHost: a\n\n"]));
+    }
+
+    #[test]
+    fn a_second_head_cut_short_or_a_body_is_not_an_end() {
+        let two = b"GET / HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nHo";
+        assert!(!ends(&[two]));
+        assert!(!ends(&[
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n",
+            b"ab"
+        ]));
+        assert!(ends(&[b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n"]));
+        // A chunked body's last chunk ends with an empty line too.
+        assert!(ends(&[b"2\r\nab\r\n0\r\n\r\n"]));
+        assert!(!ends(&[b"\r\n"]));
+    }
 }

@@ -56,6 +56,7 @@ pub mod healthcheck;
 pub mod jwks;
 pub mod keystore;
 pub mod metrics;
+pub mod park;
 pub mod path;
 pub mod pipeline;
 pub mod runtime;

@@ -27,6 +27,7 @@ pub const UPSTREAM_ERRORS: &str = "retainwise_proxy_upstream_errors_total";
 pub const CLIENT_TIMEOUTS: &str = "retainwise_proxy_client_timeouts_total";
 pub const CORS_PREFLIGHTS: &str = "retainwise_proxy_cors_preflights_total";
 pub const IN_FLIGHT: &str = "retainwise_proxy_in_flight_requests";
+pub const PARKED_CONNECTIONS: &str = "retainwise_proxy_parked_connections";
 pub const BUILD_INFO: &str = "retainwise_proxy_build_info";
 
 /// Request latencies span sub-millisecond cache hits to minute-long uploads.
@@ -82,6 +83,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|err| err.to_string())?;
     describe();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!(PARKED_CONNECTIONS).set(0.0);
     // Series the alert rules watch exist from the start at 0: Prometheus's
     // increase() cannot see the first event of a series that appears with
     // it, so the first 503s of a fresh proxy would escape the alert.
@@ -148,6 +150,10 @@ fn describe() {
         "CORS preflight requests answered by the proxy, by result (allowed, refused)."
     );
     describe_gauge!(IN_FLIGHT, "Requests being handled on the data listener.");
+    describe_gauge!(
+        PARKED_CONNECTIONS,
+        "Idle HTTP/1.1 client connections parked without their buffers."
+    );
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label says which build runs."

@@ -27,6 +27,7 @@ use crate::forward::Upstream;
 use crate::jwks::VerifyingKey;
 use crate::keystore::KeyStore;
 use crate::metrics as m;
+use crate::park::{Http1, PARK_AFTER, wait_parked};
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::verify::Verifier;
@@ -183,6 +184,7 @@ async fn serve_data(
         header_read: settings.header_read_timeout,
         idle: settings.idle_timeout,
         body_idle: settings.body_idle_timeout,
+        park_after: PARK_AFTER,
     };
     // Every connection task holds a clone; `recv` returns `None` once all
     // of them have ended, which is what the drain waits for.
@@ -231,22 +233,16 @@ async fn serve_data(
                         }
                         _ = stop.wait_for(|stopping| *stopping) => return,
                     };
-                    let io = TokioIo::new(TimedIo::new(
-                        LingeringStream::new(stream, Linger::CLIENT_FACING),
-                        Arc::clone(&state),
-                        limits.body_idle,
-                    ));
+                    let stream = LingeringStream::new(stream, Linger::CLIENT_FACING);
                     // Each connection type in its own box, so that an
                     // HTTP/1.1 connection's task is not the size of an
                     // HTTP/2 one.
                     match opening {
-                        Opening::Http1 => {
-                            let connection = Box::pin(openings.http1.serve_connection(io, service));
-                            supervise(connection, |c| c.get_mut().as_mut().graceful_shutdown(), state, limits, stop).await;
-                        }
+                        Opening::Http1 => serve_http1(stream, &openings.http1, service, &state, limits, &mut stop).await,
                         Opening::Other => {
+                            let io = TokioIo::new(TimedIo::new(stream, Arc::clone(&state), limits.body_idle));
                             let connection = Box::pin(openings.any.serve_connection(io, service).into_owned());
-                            supervise(connection, |c| c.get_mut().as_mut().graceful_shutdown(), state, limits, stop).await;
+                            supervise(connection, |c| c.get_mut().as_mut().graceful_shutdown(), &state, limits, &mut stop).await;
                         }
                     }
                     drop(alive);
@@ -262,6 +258,57 @@ async fn serve_data(
         () = tokio::time::sleep(settings.drain_timeout) => {
             tracing::warn!(drain_timeout_secs = settings.drain_timeout.as_secs(), "drain time over; closing remaining connections");
         }
+    }
+}
+
+/// Serves an HTTP/1.1 connection, parked while it is idle (see
+/// [`crate::park`]): each time the client sends again after a park, a new
+/// hyper connection on the same socket and [`ConnState`].
+async fn serve_http1<S, B>(
+    mut stream: LingeringStream,
+    builder: &http1::Builder,
+    service: S,
+    state: &Arc<ConnState>,
+    limits: ClientTimeouts,
+    stop: &mut watch::Receiver<bool>,
+) where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Clone + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    state.set_parkable();
+    loop {
+        let io = TokioIo::new(TimedIo::new(stream, Arc::clone(state), limits.body_idle));
+        let connection = Box::pin(Http1::new(builder.serve_connection(io, service.clone())));
+        let Some(Ok(parts)) = supervise(
+            connection,
+            |c| c.get_mut().graceful_shutdown(),
+            state,
+            limits,
+            stop,
+        )
+        .await
+        else {
+            return;
+        };
+        // Ended by the client, by a `Connection: close`, or with bytes
+        // read past the last request (none, when parked): dropping the
+        // socket closes it, lingering.
+        let hyper::server::conn::http1::Parts { io, read_buf, .. } = parts;
+        if !io.inner().parked() || !read_buf.is_empty() {
+            return;
+        }
+        // Only the socket is kept: the empty `read_buf` still holds hyper's
+        // whole 8 KiB read buffer.
+        drop(read_buf);
+        let io = io.into_inner();
+        stream = io.into_inner();
+        if !wait_parked(&stream, state, &limits, stop).await {
+            return;
+        }
+        state.unpark();
     }
 }
 

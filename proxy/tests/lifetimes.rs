@@ -321,3 +321,92 @@ async fn an_http2_preface_in_two_segments_opens_h2c() {
         .expect("read a frame header");
     assert_eq!(header[3], 4, "the first frame is SETTINGS: {header:?}");
 }
+
+const PARKED: &str = "retainwise_proxy_parked_connections";
+
+/// Waits until the proxy reports `count` parked connections.
+async fn parked(proxy: &Proxy, count: f64) {
+    eventually(&format!("{count} parked connection(s)"), async || {
+        proxy.metric(PARKED).await == count
+    })
+    .await;
+}
+
+/// An idle HTTP/1.1 connection is parked without hyper's buffers and
+/// serves its next request as if nothing happened, again and again, and
+/// the idle bound still runs while it is parked.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_connection_is_parked_and_serves_its_next_request() {
+    let (_jwks, upstream, proxy) = proxy_with(&[("PROXY_IDLE_TIMEOUT", "4")]).await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    for round in 1..=3 {
+        stream.write_all(GET).await.expect("write");
+        let response = read_response(&mut stream).await;
+        assert!(response.starts_with(b"HTTP/1.1 200"), "round {round}");
+        parked(&proxy, 1.0).await;
+    }
+    assert_eq!(upstream.count(), 3);
+    // Parked, the connection is still closed by the idle timeout.
+    assert!(closed_within(&mut stream, Duration::from_secs(10)).await);
+    parked(&proxy, 0.0).await;
+    assert!(
+        proxy
+            .metric(r#"retainwise_proxy_client_timeouts_total{kind="idle"}"#)
+            .await
+            >= 1.0
+    );
+}
+
+/// Reads until `count` responses have arrived on `stream` (at most 5 s).
+async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let read = async {
+        while buffer.windows(12).filter(|w| *w == b"HTTP/1.1 200").count() < count {
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&buffer));
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the responses within 5 s");
+    buffer
+}
+
+/// Pipelined requests after a park are all answered, and so is a second
+/// request whose head the network cut in two around a pause longer than
+/// the park delay: a park must never drop bytes hyper already read.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_around_a_park_are_all_answered() {
+    let (_jwks, upstream, proxy) = proxy_with(&[]).await;
+    let mut stream = TcpStream::connect(proxy.data).await.expect("connect");
+    stream.write_all(GET).await.expect("write");
+    read_response(&mut stream).await;
+    parked(&proxy, 1.0).await;
+
+    // Parked for longer than the park delay: the new connection must not
+    // be parked before it has parsed what arrived.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let two = [GET, GET].concat();
+    stream.write_all(&two).await.expect("write");
+    read_responses(&mut stream, 2).await;
+    parked(&proxy, 1.0).await;
+
+    // One whole request and the start of the next, then a pause.
+    let cut = GET.len() / 2;
+    stream
+        .write_all(&[GET, &GET[..cut]].concat())
+        .await
+        .expect("write");
+    read_response(&mut stream).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        proxy.metric(PARKED).await,
+        0.0,
+        "parked with half a head unparsed"
+    );
+    stream.write_all(&GET[cut..]).await.expect("write");
+    read_response(&mut stream).await;
+    assert_eq!(upstream.count(), 5);
+}

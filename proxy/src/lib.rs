@@ -18,6 +18,8 @@
 //!   ([`headers`], [`path`]).
 //! - Streams bodies both ways, with timeouts, hop-by-hop stripping and a
 //!   graceful drain on SIGTERM ([`forward`], [`server`]).
+//! - Bounds every state of a client connection ([`conn`]) and parks idle
+//!   HTTP/1.1 connections without their buffers ([`park`]).
 //!
 //! ## What it refuses to do
 //! - Accept a token whose signature it did not verify. There is no

@@ -20,7 +20,8 @@
 //!   dead-letter queue on moto (feature `aws`).
 //! - Drives headless Chromium over WebDriver and checks pages with the
 //!   vendored axe-core (module `browser`, feature `browser`).
-//! - Checks that memory a structure held is given back ([`memory`]).
+//! - Checks that memory a structure held is given back ([`memory`]; the
+//!   histogram check and jemalloc's count behind feature `jemalloc`).
 //! - Checks that vendored third-party files match the checksums in their
 //!   `VENDOR.md` (`vendor`, tests only).
 //!

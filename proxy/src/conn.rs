@@ -431,22 +431,45 @@ pub async fn supervise<C: Future>(
     if stopping {
         shut_down(connection.as_mut());
     }
+    // One timer and one shutdown wait for the connection's life, moved
+    // rather than made again each time a request starts or ends: making
+    // them anew twice per request (a timer registered and cancelled, a
+    // watch waiter linked and unlinked) cost about 2 % of the proxy's
+    // instructions per request (callgrind, issue 11).
+    let mut far = far_future();
+    let mut sleep_until = deadline_or(state.deadline(&limits), far);
+    let sleep = tokio::time::sleep_until(sleep_until);
+    let mut sleep = std::pin::pin!(sleep);
+    // A timer that fired stays ready; it is set again even to the same
+    // instant, so a deadline that still holds is checked once more.
+    let mut armed = true;
+    let stop_changed = stop.changed();
+    let mut stop_changed = std::pin::pin!(stop_changed);
     loop {
         let changed = state.changed.notified();
-        let deadline = state.deadline(&limits);
-        let sleep_until = deadline.map_or_else(far_future, |(at, _)| at);
+        let at = deadline_or(state.deadline(&limits), far);
+        if at != sleep_until || !armed {
+            sleep_until = at;
+            armed = true;
+            sleep.as_mut().reset(at);
+        }
         tokio::select! {
             output = connection.as_mut() => return Some(output),
             () = changed => {}
-            result = stop.changed(), if !stopping => {
+            result = stop_changed.as_mut(), if !stopping => {
                 stopping = true;
                 if result.is_ok() {
                     shut_down(connection.as_mut());
                 }
             }
-            () = tokio::time::sleep_until(sleep_until) => {
+            () = sleep.as_mut() => {
+                armed = false;
                 // Re-read: a request may have started while we slept.
-                let Some((at, expiry)) = state.deadline(&limits) else { continue };
+                let Some((at, expiry)) = state.deadline(&limits) else {
+                    // The far future came (a request of a year): move it.
+                    far = far_future();
+                    continue;
+                };
                 if Instant::now() < at {
                     continue;
                 }
@@ -468,6 +491,10 @@ pub async fn supervise<C: Future>(
             }
         }
     }
+}
+
+fn deadline_or(deadline: Option<(Instant, Expiry)>, far: Instant) -> Instant {
+    deadline.map_or(far, |(at, _)| at)
 }
 
 fn far_future() -> Instant {

@@ -42,6 +42,23 @@ pub struct Pipeline {
     pub metrics: Arc<m::HotMetrics>,
 }
 
+/// The client at the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// `addr`'s IP as an `X-Forwarded-For` element, formatted once.
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Peer {
+            addr,
+            forwarded_for: headers::forwarded_for_value(addr.ip()),
+        }
+    }
+}
+
 /// The response type of the data listener: every body ends its request's
 /// time in flight on the connection when hyper drops it.
 pub type ConnResponse = Response<GuardedBody<Body>>;
@@ -67,7 +84,7 @@ impl Pipeline {
     pub async fn serve(
         &self,
         conn: &Arc<ConnState>,
-        peer: SocketAddr,
+        peer: &Peer,
         request: Request<Incoming>,
     ) -> ConnResponse {
         let guard = conn.request_started();
@@ -77,7 +94,7 @@ impl Pipeline {
     }
 
     /// Handles one request; never fails, every error becomes a response.
-    pub async fn handle(&self, peer: SocketAddr, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, peer: &Peer, request: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let request_id = headers::request_id(request.headers());
         let method = request.method().clone();
@@ -123,7 +140,7 @@ impl Pipeline {
 
     async fn run(
         &self,
-        peer: SocketAddr,
+        peer: &Peer,
         request_id: &HeaderValue,
         mut request: Request<Incoming>,
         decision: &mut Decision,
@@ -190,7 +207,7 @@ impl Pipeline {
                 HeaderValue::from_str(&user_id).expect("sub was checked to be visible ASCII");
             headers.insert(USER_ID, value);
         }
-        headers::append_forwarded_for(headers, peer.ip());
+        headers::append_forwarded_for(headers, &peer.forwarded_for);
         headers.insert(REQUEST_ID, request_id.clone());
         if request.version() == Version::HTTP_2 && !request.headers().contains_key(HOST) {
             // h2 carries the host as :authority; the app speaks HTTP/1.1 and
@@ -219,7 +236,7 @@ impl Pipeline {
         headers: &http::HeaderMap,
     ) -> Result<String, ProxyError> {
         match headers::find_credential(headers) {
-            Credential::Bearer(token) => self.verify(&token).await,
+            Credential::Bearer(token) => self.verify(token).await,
             // A cookie travels with requests other sites make the browser
             // send; a bearer token does not. Checked before any RSA work.
             Credential::Cookies(_) if !self.csrf.allows(method, headers) => {

@@ -28,7 +28,7 @@ use crate::jwks::VerifyingKey;
 use crate::keystore::KeyStore;
 use crate::metrics as m;
 use crate::park::{Http1, PARK_AFTER, wait_parked};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Peer, Pipeline};
 use crate::settings::Settings;
 use crate::verify::Verifier;
 
@@ -206,15 +206,17 @@ async fn serve_data(
                 let state = ConnState::new();
                 let pipeline = Arc::clone(&pipeline);
                 let conn_state = Arc::clone(&state);
+                let peer = Arc::new(Peer::new(peer));
                 let service = service_fn(move |request| {
                     let pipeline = Arc::clone(&pipeline);
                     let conn_state = Arc::clone(&conn_state);
+                    let peer = Arc::clone(&peer);
                     // Boxed: hyper keeps a box the size of this future for
                     // every connection's whole life (its `in_flight` slot),
                     // about 3 KiB unboxed; boxed, the 3 KiB exist only while
                     // a request is being served.
                     Box::pin(async move {
-                        Ok::<_, Infallible>(pipeline.serve(&conn_state, peer, request).await)
+                        Ok::<_, Infallible>(pipeline.serve(&conn_state, &peer, request).await)
                     })
                 });
                 let mut stop = stop.clone();

@@ -1,7 +1,7 @@
-//! The hop to the app: a pooled HTTP/1.1 client with timeouts.
+//! The hop to the app: pooled HTTP/1.1 connections ([`crate::pool`]) with
+//! timeouts.
 //!
-//! hyper-util's legacy client has connect timeouts and pooling but no total
-//! request timeout, so the wait for the response head is bounded here.
+//! The wait for the response head is bounded here.
 //! Bodies are never buffered: the request body streams to the app as it
 //! arrives and the response body streams back the same way.
 //!
@@ -21,49 +21,42 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::header::{HOST, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri, Version};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::{ProxyError, error_chain};
 use crate::metrics as m;
-
-/// Idle keep-alive connections to the app are closed after this; the app's
-/// own idle timeout should be longer so the proxy is the one that closes.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Enough warm connections for bursts without holding file descriptors idle.
-const POOL_MAX_IDLE_PER_HOST: usize = 256;
+use crate::pool::{ExchangeError, Pool, PooledBody};
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, RequestBody>,
-    scheme: Scheme,
+    pool: Arc<Pool>,
     authority: Authority,
+    /// `Host` for a request that came without one (HTTP/1.0).
+    host: HeaderValue,
     response_timeout: Duration,
 }
 
 impl Upstream {
+    /// `base`: the app's `http://host:port` (`PROXY_UPSTREAM`).
     pub fn new(base: &Uri, connect_timeout: Duration, response_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .build(connector);
+        let authority = base
+            .authority()
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("127.0.0.1:3000"));
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority.port_u16().unwrap_or(80);
         Upstream {
-            client,
-            scheme: base.scheme().cloned().unwrap_or(Scheme::HTTP),
-            authority: base
-                .authority()
-                .cloned()
-                .unwrap_or_else(|| Authority::from_static("127.0.0.1:3000")),
+            pool: Pool::new(host, port, connect_timeout),
+            host: HeaderValue::from_str(authority.as_str())
+                .expect("an authority is a header value"),
+            authority,
             response_timeout,
         }
     }
@@ -80,21 +73,21 @@ impl Upstream {
     pub async fn send(
         &self,
         mut request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<PooledBody>, ProxyError> {
         let progress = Arc::clone(&request.body().progress);
+        // Origin-form, as HTTP/1.1 sends to an origin server (RFC 9112
+        // §3.2.1); the app speaks HTTP/1.1 whatever the client spoke to us.
         let path = request
             .uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path);
-        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| ProxyError::Upstream)?;
-        // The app speaks HTTP/1.1 whatever the client spoke to us.
+        *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_11;
-        let exchange = self.client.request(request);
+        if !request.headers().contains_key(HOST) {
+            request.headers_mut().insert(HOST, self.host.clone());
+        }
+        let exchange = self.pool.send(request);
         let mut exchange = std::pin::pin!(exchange);
         // Phase 1: the body is still arriving. Its own idle bound applies
         // (inside RequestBody); the response timeout does not run yet.
@@ -121,15 +114,15 @@ impl Upstream {
 
     fn finish(
         &self,
-        result: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        result: Result<Response<PooledBody>, ExchangeError>,
         progress: &BodyProgress,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<PooledBody>, ProxyError> {
         match result {
             Ok(response) => Ok(response),
             Err(_) if progress.state() == BodyState::Stalled => Err(ProxyError::RequestBodyTimeout),
             Err(_) if progress.state() == BodyState::ClientFailed => Err(ProxyError::ClientBody),
             Err(err) => {
-                let connect = err.is_connect();
+                let connect = matches!(err, ExchangeError::Connect(_));
                 let kind = if connect { "connect" } else { "other" };
                 metrics::counter!(m::UPSTREAM_ERRORS, "kind" => kind).increment(1);
                 tracing::warn!(error = %error_chain(&err), kind, "upstream request failed");
@@ -210,7 +203,8 @@ pub enum BodyError {
 /// timeout.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    /// `None`: an empty body made by the proxy (a request sent again).
+    inner: Option<Incoming>,
     idle: Duration,
     /// When the last frame arrived (or the body was created).
     last_progress: tokio::time::Instant,
@@ -221,7 +215,18 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(inner: Incoming, idle: Duration) -> Self {
-        let state = if inner.is_end_stream() {
+        let complete = inner.is_end_stream();
+        Self::with(Some(inner), complete, idle)
+    }
+
+    /// An empty body, for a body-less request sent again (see
+    /// [`crate::pool`]).
+    pub fn empty(idle: Duration) -> Self {
+        Self::with(None, true, idle)
+    }
+
+    fn with(inner: Option<Incoming>, complete: bool, idle: Duration) -> Self {
+        let state = if complete {
             BodyState::Complete
         } else {
             BodyState::Streaming
@@ -237,6 +242,11 @@ impl RequestBody {
             }),
         }
     }
+
+    /// The body idle time it was made with.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
 }
 
 impl HttpBody for RequestBody {
@@ -248,10 +258,13 @@ impl HttpBody for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.last_progress = tokio::time::Instant::now();
-                if this.inner.is_end_stream() {
+                if inner.is_end_stream() {
                     this.progress.set(BodyState::Complete);
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -284,10 +297,12 @@ impl HttpBody for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }

@@ -61,6 +61,7 @@ pub mod metrics;
 pub mod park;
 pub mod path;
 pub mod pipeline;
+pub mod pool;
 pub mod runtime;
 pub mod server;
 pub mod settings;

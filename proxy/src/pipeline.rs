@@ -227,7 +227,7 @@ impl Pipeline {
         if self.cors.is_some() {
             cors::strip_upstream(response.headers_mut());
         }
-        Ok(response.map(|body: Incoming| body.boxed()))
+        Ok(response.map(|body| body.boxed()))
     }
 
     async fn authenticate(

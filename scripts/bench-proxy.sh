@@ -11,7 +11,8 @@
 #   ours-cold  - PROXY_TOKEN_CACHE_SIZE=1 and N rotating tokens: every
 #                request is an RSA verification
 #   ours-half  - one token, in a cgroup limited to half a core
-# Servers are pinned to core 1, wrk to core 0. Then the memory figure:
+# Each round starts one peer later than the last. Servers are pinned to
+# core 1, wrk to core 0. Then the memory figure:
 # RSS of nginx and of the proxy holding 10,000 idle keep-alive connections
 # that have each served one request, and after they close.
 # Usage: [BASELINE=older-retainwise-proxy] scripts/bench-proxy.sh [ROUNDS] [SECONDS] [TOKENS]
@@ -195,7 +196,12 @@ run_wrk() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A rps p50
 for round in $(seq "$rounds"); do
-    for t in "${targets[@]}"; do
+    # Each round starts one peer later: on this machine the same binary
+    # measured first or second in a pair moved by about 3 %, so a fixed
+    # order would favour the same peers every round.
+    shift_by=$(( (round - 1) % ${#targets[@]} ))
+    order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
+    for t in "${order[@]}"; do
         out=$(run_wrk "$t" -c50 -d"${seconds}s")
         r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
         grep -q 'Non-2xx' <<<"$out" && { echo "$t answered errors under load:" >&2; echo "$out" >&2; exit 1; }

@@ -139,16 +139,7 @@ impl Upstream {
     /// the app is there, not that its dependencies are healthy, so a
     /// database blip does not pull every proxy out of the load balancer.
     pub async fn reachable(&self, timeout: Duration) -> bool {
-        let port = self.authority.port_u16().unwrap_or(80);
-        let host = self
-            .authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        matches!(
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await,
-            Ok(Ok(_))
-        )
+        self.pool.reachable(timeout).await
     }
 }
 

@@ -42,18 +42,16 @@ pub struct Pipeline {
     pub metrics: Arc<m::HotMetrics>,
 }
 
-/// The client at the other end of a connection.
+/// The client at the other end of a connection, as the pipeline uses it.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    pub addr: SocketAddr,
-    /// `addr`'s IP as an `X-Forwarded-For` element, formatted once.
+    /// The peer's IP as an `X-Forwarded-For` element, formatted once.
     forwarded_for: HeaderValue,
 }
 
 impl Peer {
     pub fn new(addr: SocketAddr) -> Self {
         Peer {
-            addr,
             forwarded_for: headers::forwarded_for_value(addr.ip()),
         }
     }

@@ -191,6 +191,12 @@ impl Pool {
         }
     }
 
+    /// Whether a TCP connection to the app opens within `timeout`.
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        matches!(tokio::time::timeout(timeout, connecting).await, Ok(Ok(_)))
+    }
+
     async fn connect(&self) -> Result<SendRequest<RequestBody>, ExchangeError> {
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {

@@ -11,6 +11,12 @@
 #   ours-cold  - PROXY_TOKEN_CACHE_SIZE=1 and N rotating tokens: every
 #                request is an RSA verification
 #   ours-half  - one token, in a cgroup limited to half a core
+#   floor      - proxy/examples/floor.rs: the least an HTTP/1.1 forwarder on
+#                tokio costs, with the proxy's verifier and header steps on
+#                an http::HeaderMap but no hyper (not a proxy: body-less
+#                requests, Content-Length responses only); one token
+#   floor-raw  - the same with the heads rewritten as bytes, no HeaderMap
+#   floor-cold - floor with a token cache of 1 and the rotating tokens
 # Each round starts one peer later than the last. Servers are pinned to
 # core 1, wrk to core 0. Then the memory figure:
 # RSS of nginx and of the proxy holding 10,000 idle keep-alive connections
@@ -33,6 +39,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 ulimit -n "$(ulimit -Hn)"
 
 cargo build --release -q -p retainwise-proxy -p retainwise-dev
+cargo build --release -q -p retainwise-proxy --example floor
 bin="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d)
 pids=()
@@ -47,7 +54,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 declare -A port
-for name in up nginx haproxy ours ours-log ours-cold ours-half; do port[$name]=$(free_port); done
+for name in up nginx haproxy ours ours-log ours-cold ours-half floor floor-raw floor-cold; do port[$name]=$(free_port); done
 
 nginx_conf() { # $1 name, $2 server block
     mkdir -p "$work/$1"
@@ -133,6 +140,13 @@ ours=$bin/retainwise-proxy
 start_proxy ours "$ours" PROXY_ACCESS_LOG=false; ours_pid=$!; pids+=($!)
 start_proxy ours-log "$ours" PROXY_ACCESS_LOG=true; pids+=($!)
 start_proxy ours-cold "$ours" PROXY_ACCESS_LOG=false PROXY_TOKEN_CACHE_SIZE=1; pids+=($!)
+start_floor() { # $1 name, $2 token cache size, $3 raw|headermap
+    taskset -c 1 "$bin/examples/floor" "127.0.0.1:${port[$1]}" "127.0.0.1:${port[up]}" \
+        "$work/keys/jwks.json" "$issuer" "$azp" "$2" "$3" >"$work/$1.log" 2>&1 &
+}
+start_floor floor 100000 headermap; pids+=($!)
+start_floor floor-raw 100000 raw; pids+=($!)
+start_floor floor-cold 1 headermap; pids+=($!)
 # BASELINE=path/to/an/older/retainwise-proxy adds it, one token and cold,
 # to the same run (its access line is off through PROXY_LOG=warn, which
 # works on builds without PROXY_ACCESS_LOG).
@@ -158,7 +172,7 @@ else
     echo "note: cannot create a CPU cgroup here; ours-half is left out" >&2
 fi
 
-targets=(direct nginx haproxy ours ours-log ours-cold)
+targets=(direct nginx haproxy ours ours-log ours-cold floor floor-raw floor-cold)
 [ -n "$cgroup" ] && targets+=(ours-half)
 [ -n "${BASELINE:-}" ] && targets+=(before before-cold)
 url_of() { case $1 in direct) echo "http://127.0.0.1:${port[up]}/api/uploads";;
@@ -207,7 +221,7 @@ for round in $(seq "$rounds"); do
         grep -q 'Non-2xx' <<<"$out" && { echo "$t answered errors under load:" >&2; echo "$out" >&2; exit 1; }
         rps[$t]+="$r "
         line=$(printf 'round %d %-11s %9.0f req/s' "$round" "$t" "$r")
-        case $t in direct|nginx|ours)
+        case $t in direct|nginx|ours|floor)
             lat=$(run_wrk "$t" -c1 -d"${seconds}s" --latency)
             l50=$(awk '$1=="50%" {print $2}' <<<"$lat" | to_us)
             p50[$t]+="$l50 "; line+=$(printf '  p50 %6.1f us @1' "$l50");;
@@ -274,6 +288,9 @@ label() { case $1 in direct) echo "direct to the upstream";; nginx) echo "nginx 
     ours-log) echo "retainwise-proxy, one token, access log on";;
     ours-cold) echo "retainwise-proxy, $ntokens tokens, cache size 1";;
     ours-half) echo "retainwise-proxy, one token, 0.5 core";;
+    floor) echo "floor (no hyper), one token";;
+    floor-raw) echo "floor, heads as bytes, one token";;
+    floor-cold) echo "floor (no hyper), $ntokens tokens, cache 1";;
     before) echo "BASELINE build, one token, access log off";;
     before-cold) echo "BASELINE build, $ntokens tokens, cache size 1";; esac; }
 for t in "${targets[@]}"; do
@@ -295,6 +312,12 @@ for i in "${!pd[@]}"; do
     ratios+=$(awk -v d="${pd[$i]}" -v n="${pn[$i]}" -v o="${po[$i]}" 'BEGIN {if (n > d) printf "%.2f ", (o-d)/(n-d)}')
 done
 echo "added p50, ours / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread <<<"$ratios")) (target <= 1.5)"
+read -ra pf <<<"${p50[floor]}"
+ratios=""
+for i in "${!pd[@]}"; do
+    ratios+=$(awk -v d="${pd[$i]}" -v n="${pn[$i]}" -v o="${pf[$i]}" 'BEGIN {if (n > d) printf "%.2f ", (o-d)/(n-d)}')
+done
+echo "added p50, floor / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread <<<"$ratios"))"
 awk -v c=$idle_conns -v nb="$n_before" -v nh="$n_held" -v ns="$n_soon" -v na="$n_after" \
     -v ob="$o_before" -v oh="$o_held" -v os="$o_soon" -v oa="$o_after" 'BEGIN {
     printf "RSS with %d idle keep-alive connections (each served one request), MiB: idle / held / 2 s after close / 20 s after\n", c

@@ -1,23 +1,33 @@
-//! The floor of the proxy benchmark (issue 11): the least an HTTP/1.1
-//! forwarder on tokio costs on this machine, so that `bench-proxy.sh` can say
-//! how much of the gap to nginx is hyper's and how much is tokio's and the
-//! kernel's. It is not a proxy and is never deployed: body-less requests
-//! only, `Content-Length` responses only, one connection to the app per
-//! client connection, no timeouts, no metrics but the verifier's own. What it
-//! does per request is what the real proxy must do at least: read the head,
-//! parse it (httparse, as hyper does), verify the bearer token with the
-//! proxy's own [`Verifier`] (token cache and all), write the rewritten head
-//! to the app (identity headers stripped, `X-User-Id`, `X-Forwarded-For`,
-//! `X-Request-Id` added), read and parse the response, write it back: two
-//! reads and two writes, as the proxy and nginx make.
+//! The floor of the proxy benchmark (issue 11): an HTTP/1.1 forwarder on
+//! tokio without hyper, so that `bench-proxy.sh` can say how much of the gap
+//! to nginx is the HTTP machinery and how much is tokio's and the kernel's.
+//! It is not a proxy and is never deployed.
 //!
-//! MODE `raw` rewrites the head as bytes; MODE `headermap` builds each head
-//! as an `http::HeaderMap` (values sliced from one `Bytes`, as hyper does)
-//! and runs the proxy's own header steps on it ([`headers`]), which is
-//! what a data path sharing the pipeline's code would pay.
+//! MODE `headermap` does per request what the proxy's pipeline does, with
+//! the proxy's own code: parse the head (httparse, as hyper does); build an
+//! `http::HeaderMap` of it, values sliced from one `Bytes` as hyper does;
+//! `check_target`, `strip_hop_by_hop`, `strip_client_identity`,
+//! `find_credential`; the [`Verifier`] with its token cache, over a key set
+//! fetched from the JWKS file as the proxy holds it; `strip_credentials`,
+//! then `X-User-Id`, `X-Forwarded-For` and `X-Request-Id`; write the head to
+//! the app; parse the response into a `HeaderMap`, strip its hop-by-hop
+//! fields, add a request id and write it back. Two reads and two writes a
+//! request, as the proxy and nginx make; jemalloc, the metrics recorder and
+//! its upkeep, as the proxy runs them.
+//!
+//! What it leaves out that the proxy does: request and response bodies
+//! other than `Content-Length` responses (a request with a body, and
+//! `HEAD`, get 501), the pool of app connections and the copy of a head
+//! that lets a request be sent again (it holds one app connection per
+//! client connection), timeouts, parking, the request guard and lingering
+//! close, CORS, public paths, the access log and the request metrics. What
+//! it does that hyper does not: it copies each head into its `Bytes` and
+//! parses the response twice. MODE `raw` rewrites the heads as bytes with
+//! none of the proxy's header steps (a few names stripped, no target
+//! check): an HTTP floor, not a lower bound of the proxy's own work.
 //!
 //! `cargo run --release -p retainwise-proxy --example floor -- LISTEN APP
-//! JWKS_FILE ISSUER AZP TOKEN_CACHE_SIZE MODE`
+//! JWKS_FILE ISSUER AZP TOKEN_CACHE_SIZE raw|headermap`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,13 +35,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
+use retainwise_proxy::fetch::KeySource;
 use retainwise_proxy::headers::{self, Credential, REQUEST_ID, USER_ID};
-use retainwise_proxy::keystore::KeyStore;
+use retainwise_proxy::keystore::{KeyStore, RefreshCause};
 use retainwise_proxy::metrics::HotMetrics;
-use retainwise_proxy::settings::ClaimRules;
+use retainwise_proxy::settings::{
+    ClaimRules, DEFAULT_JWKS_CACHE_MAX_AGE_SECS, DEFAULT_JWKS_MIN_REFRESH_INTERVAL_SECS,
+};
 use retainwise_proxy::verify::Verifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The proxy's allocator (see `src/main.rs`), so that the comparison is of
+/// the code, not of malloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,12 +61,24 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let _metrics = retainwise_proxy::metrics::install().expect("recorder");
-    let document = std::fs::read(jwks).expect("JWKS file");
-    let (set, _) = retainwise_proxy::jwks::parse_jwks(&document).expect("JWKS");
-    let key = set.keys.into_values().next().expect("a key");
-    let key = Arc::try_unwrap(key).expect("unshared");
-    let store = KeyStore::new(None, Some(key), Duration::from_secs(3600), Duration::ZERO);
+    let headermap = match mode.as_str() {
+        "headermap" => true,
+        "raw" => false,
+        _ => {
+            eprintln!("MODE is raw or headermap");
+            std::process::exit(2);
+        }
+    };
+    let metrics = retainwise_proxy::metrics::install().expect("recorder");
+    // The key set as the proxy holds it: fetched from the file, looked up
+    // by kid and checked for age on every use.
+    let store = Arc::new(KeyStore::new(
+        Some(KeySource::File(jwks.into())),
+        None,
+        Duration::from_secs(DEFAULT_JWKS_CACHE_MAX_AGE_SECS),
+        Duration::from_secs(DEFAULT_JWKS_MIN_REFRESH_INTERVAL_SECS),
+    ));
+    runtime.block_on(store.refresh(RefreshCause::Scheduled));
     let rules = ClaimRules {
         issuer: issuer.clone(),
         audiences: None,
@@ -56,15 +86,18 @@ fn main() {
         leeway: Duration::from_secs(5),
     };
     let verifier = Arc::new(Verifier::new(
-        Arc::new(store),
+        store,
         rules,
         cache.parse().expect("cache size"),
         Arc::new(HotMetrics::register()),
     ));
     let listen: SocketAddr = listen.parse().expect("LISTEN");
     let app: SocketAddr = app.parse().expect("APP");
-    let headermap = mode == "headermap";
     runtime.block_on(async move {
+        retainwise_proxy::metrics::spawn_upkeep(
+            metrics,
+            retainwise_proxy::metrics::UPKEEP_INTERVAL,
+        );
         let listener = TcpListener::bind(listen).await.expect("bind");
         loop {
             let Ok((client, peer)) = listener.accept().await else {
@@ -97,6 +130,10 @@ async fn serve(
             match request.parse(&inbound) {
                 Ok(httparse::Status::Complete(len)) => {
                     out.clear();
+                    if !within_scope(&request) {
+                        client.write_all(OUT_OF_SCOPE).await?;
+                        return Ok(());
+                    }
                     let forwarded = if headermap {
                         rewrite_map(
                             &request,
@@ -149,7 +186,9 @@ async fn serve(
         // request id added after the status line.
         out.clear();
         if headermap {
-            respond_map(&reply[..response_len], &mut out);
+            if !respond_map(&reply[..response_len], &mut out) {
+                return Ok(());
+            }
         } else {
             out.extend_from_slice(&reply[..status_line_end]);
             out.extend_from_slice(b"x-request-id: floor\r\n");
@@ -157,6 +196,20 @@ async fn serve(
         }
         client.write_all(&out).await?;
     }
+}
+
+/// What the floor does not do, it refuses: requests with a body (framing
+/// them is the real proxy's work) and `HEAD` (a `Content-Length` with no
+/// body after it).
+const OUT_OF_SCOPE: &[u8] =
+    b"HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+fn within_scope(request: &httparse::Request<'_, '_>) -> bool {
+    request.method != Some("HEAD")
+        && request.headers.iter().all(|h| {
+            !(h.name.eq_ignore_ascii_case("transfer-encoding")
+                || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0"))
+        })
 }
 
 /// Writes the head to send to the app into `out`, or a 401 to send to the
@@ -297,17 +350,19 @@ async fn rewrite_map(
     true
 }
 
-/// The response through a `HeaderMap`: hop-by-hop fields removed, the
-/// request id added, encoded again.
-fn respond_map(reply: &[u8], out: &mut Vec<u8>) {
+/// The response through a `HeaderMap`: hop-by-hop fields removed, a
+/// request id added (a constant: the cost is the header's, not the id's),
+/// encoded again. `false`: the response cannot be read; the connection
+/// closes.
+fn respond_map(reply: &[u8], out: &mut Vec<u8>) -> bool {
     let reply = Bytes::copy_from_slice(reply);
     let mut parsed = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut parsed);
     let Ok(httparse::Status::Complete(len)) = response.parse(&reply) else {
-        return;
+        return false;
     };
     let Some(mut map) = header_map(response.headers, &reply, &reply) else {
-        return;
+        return false;
     };
     headers::strip_hop_by_hop(&mut map);
     map.insert(REQUEST_ID, HeaderValue::from_static("floor"));
@@ -318,4 +373,5 @@ fn respond_map(reply: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
     encode(&map, out);
     out.extend_from_slice(&reply[len..]);
+    true
 }

@@ -195,6 +195,12 @@ impl ConnState {
         Some((self.at(idle_since) + limits.idle, Expiry::Idle))
     }
 
+    /// When a connection idle since its last response is parked (see
+    /// [`crate::park`]), or, if the idle bound comes first, that bound.
+    pub fn park_deadline(&self, limits: &ClientTimeouts) -> Instant {
+        self.at(self.idle_since.load(Ordering::Acquire)) + limits.park_after.min(limits.idle)
+    }
+
     /// The deadline of a parked connection: the idle bound.
     pub fn parked_deadline(&self, limits: &ClientTimeouts) -> Instant {
         self.at(self.idle_since.load(Ordering::Acquire)) + limits.idle
@@ -288,6 +294,9 @@ pub struct TimedIo {
     /// then may a read end the connection to park it: a pipelined request
     /// cut in two by the network must not be lost.
     at_head_end: bool,
+    /// Bytes already read from the socket (by [`crate::fastpath`]) that
+    /// the next reads return before the socket's.
+    prefix: Bytes,
 }
 
 impl TimedIo {
@@ -300,7 +309,23 @@ impl TimedIo {
             parked: false,
             tail: [0; 3],
             at_head_end: true,
+            prefix: Bytes::new(),
         }
+    }
+
+    /// Hands bytes read past a request head back, for hyper to read first.
+    /// They were counted as read when they came from the socket.
+    pub fn unread(&mut self, bytes: Bytes) {
+        debug_assert!(
+            self.prefix.is_empty(),
+            "unread twice without a read between"
+        );
+        self.prefix = bytes;
+    }
+
+    /// The socket, for waiting on it without a buffer.
+    pub fn stream(&self) -> &LingeringStream {
+        &self.inner
     }
 
     /// Whether the connection ended because it was parked, not because
@@ -348,6 +373,11 @@ impl AsyncRead for TimedIo {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         if this.parked {
             return Poll::Ready(Ok(()));
         }

@@ -51,6 +51,7 @@ pub mod conn;
 pub mod cors;
 pub mod csrf;
 pub mod error;
+pub mod fastpath;
 pub mod fetch;
 pub mod forward;
 pub mod headers;

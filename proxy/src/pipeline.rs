@@ -7,12 +7,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{CONNECTION, HOST, HeaderValue};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 
 use crate::conn::{ConnState, GuardedBody};
 use crate::cors::{self, CorsPolicy};
@@ -57,6 +57,40 @@ impl Peer {
     }
 }
 
+/// A client request's body as the pipeline sees it: whether one follows
+/// the head, and what is sent to the app.
+pub trait ClientBody {
+    /// `true` when no body byte follows the head.
+    fn is_end_stream(&self) -> bool;
+    /// The body on its way to the app, bounded by the body idle time.
+    fn into_request_body(self, idle: Duration) -> RequestBody;
+}
+
+impl ClientBody for Incoming {
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(self)
+    }
+
+    fn into_request_body(self, idle: Duration) -> RequestBody {
+        RequestBody::new(self, idle)
+    }
+}
+
+/// The body of a request read by the HTTP/1.1 fast path
+/// ([`crate::fastpath`]), which takes only requests without one.
+#[derive(Debug, Clone, Copy)]
+pub struct NoBody;
+
+impl ClientBody for NoBody {
+    fn is_end_stream(&self) -> bool {
+        true
+    }
+
+    fn into_request_body(self, idle: Duration) -> RequestBody {
+        RequestBody::empty(idle)
+    }
+}
+
 /// The response type of the data listener: every body ends its request's
 /// time in flight on the connection when hyper drops it.
 pub type ConnResponse = Response<GuardedBody<Body>>;
@@ -92,7 +126,7 @@ impl Pipeline {
     }
 
     /// Handles one request; never fails, every error becomes a response.
-    pub async fn handle(&self, peer: &Peer, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle<B: ClientBody>(&self, peer: &Peer, request: Request<B>) -> Response<Body> {
         let started = Instant::now();
         let request_id = headers::request_id(request.headers());
         let method = request.method().clone();
@@ -136,11 +170,11 @@ impl Pipeline {
         response
     }
 
-    async fn run(
+    async fn run<B: ClientBody>(
         &self,
         peer: &Peer,
         request_id: &HeaderValue,
-        mut request: Request<Incoming>,
+        mut request: Request<B>,
         decision: &mut Decision,
     ) -> Result<Response<Body>, ProxyError> {
         // 1. Ambiguous targets first: whether a path is public is only a
@@ -219,7 +253,7 @@ impl Pipeline {
 
         // 6. Forward, and clean the way back.
         let idle = self.body_idle_timeout;
-        let request = request.map(|body| RequestBody::new(body, idle));
+        let request = request.map(|body| body.into_request_body(idle));
         let mut response = self.upstream.send(request).await?;
         headers::strip_hop_by_hop(response.headers_mut());
         if self.cors.is_some() {

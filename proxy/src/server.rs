@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::admin::{self, Admin};
 use crate::conn::{ClientTimeouts, ConnState, TimedIo, supervise};
 use crate::csrf::CsrfPolicy;
+use crate::fastpath;
 use crate::fetch::KeySource;
 use crate::forward::Upstream;
 use crate::jwks::VerifyingKey;
@@ -207,6 +208,8 @@ async fn serve_data(
                 let pipeline = Arc::clone(&pipeline);
                 let conn_state = Arc::clone(&state);
                 let peer = Arc::new(Peer::new(peer));
+                let fast_pipeline = Arc::clone(&pipeline);
+                let fast_peer = Arc::clone(&peer);
                 let service = service_fn(move |request| {
                     let pipeline = Arc::clone(&pipeline);
                     let conn_state = Arc::clone(&conn_state);
@@ -240,7 +243,7 @@ async fn serve_data(
                     // HTTP/1.1 connection's task is not the size of an
                     // HTTP/2 one.
                     match opening {
-                        Opening::Http1 => serve_http1(stream, &openings.http1, service, &state, limits, &mut stop).await,
+                        Opening::Http1 => serve_http1(stream, &openings.http1, service, &fast_pipeline, &fast_peer, &state, limits, &mut stop).await,
                         Opening::Other => {
                             let io = TokioIo::new(TimedIo::new(stream, Arc::clone(&state), limits.body_idle));
                             let connection = Box::pin(openings.any.serve_connection(io, service).into_owned());
@@ -263,13 +266,19 @@ async fn serve_data(
     }
 }
 
-/// Serves an HTTP/1.1 connection, parked while it is idle (see
-/// [`crate::park`]): each time the client sends again after a park, a new
-/// hyper connection on the same socket and [`ConnState`].
+/// Serves an HTTP/1.1 connection: the fast path's requests by the fast
+/// path ([`crate::fastpath`]), the rest by hyper, and parked while it is
+/// idle (see [`crate::park`]). Each time the client sends again after a
+/// park, the fast path reads first, and hyper takes over with a new
+/// connection on the same socket and [`ConnState`] at the first request
+/// the fast path does not take.
+#[allow(clippy::too_many_arguments)]
 async fn serve_http1<S, B>(
-    mut stream: LingeringStream,
+    stream: LingeringStream,
     builder: &http1::Builder,
     service: S,
+    pipeline: &Pipeline,
+    peer: &Peer,
     state: &Arc<ConnState>,
     limits: ClientTimeouts,
     stop: &mut watch::Receiver<bool>,
@@ -281,9 +290,16 @@ async fn serve_http1<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     state.set_parkable();
+    let mut io = TimedIo::new(stream, Arc::clone(state), limits.body_idle);
     loop {
-        let io = TokioIo::new(TimedIo::new(stream, Arc::clone(state), limits.body_idle));
-        let connection = Box::pin(Http1::new(builder.serve_connection(io, service.clone())));
+        if fastpath::serve(&mut io, pipeline, peer, state, &limits, stop).await
+            == fastpath::Outcome::Closed
+        {
+            return;
+        }
+        let connection = Box::pin(Http1::new(
+            builder.serve_connection(TokioIo::new(io), service.clone()),
+        ));
         let Some(Ok(parts)) = supervise(
             connection,
             |c| c.get_mut().graceful_shutdown(),
@@ -298,19 +314,23 @@ async fn serve_http1<S, B>(
         // Ended by the client, by a `Connection: close`, or with bytes
         // read past the last request (none, when parked): dropping the
         // socket closes it, lingering.
-        let hyper::server::conn::http1::Parts { io, read_buf, .. } = parts;
-        if !io.inner().parked() || !read_buf.is_empty() {
+        let hyper::server::conn::http1::Parts {
+            io: ended,
+            read_buf,
+            ..
+        } = parts;
+        if !ended.inner().parked() || !read_buf.is_empty() {
             return;
         }
         // Only the socket is kept: the empty `read_buf` still holds hyper's
         // whole 8 KiB read buffer.
         drop(read_buf);
-        let io = io.into_inner();
-        stream = io.into_inner();
+        let stream = ended.into_inner().into_inner();
         if !wait_parked(&stream, state, &limits, stop).await {
             return;
         }
         state.unpark();
+        io = TimedIo::new(stream, Arc::clone(state), limits.body_idle);
     }
 }
 

@@ -16,7 +16,19 @@ use http_body_util::{BodyExt, Full};
 use crate::path::TargetError;
 use crate::verify::Rejection;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+/// Why a response body from the app ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseBodyError {
+    /// A body hyper's client reads (a request that had a body).
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// A body the proxy reads itself ([`crate::h1client`]).
+    #[error(transparent)]
+    App(#[from] crate::h1client::ResponseError),
+}
+
+/// The body type every response shares.
+pub type Body = BoxBody<Bytes, ResponseBodyError>;
 
 const REALM: &str = "Bearer realm=\"retainwise\"";
 

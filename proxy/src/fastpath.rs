@@ -215,7 +215,7 @@ fn parse_head(pending: &mut BytesMut) -> Option<(Request<NoBody>, bool)> {
 
 /// Whether a comma-separated field value lists `token` (RFC 9110 §5.6.1),
 /// compared without regard to case.
-fn has_token(value: &[u8], token: &str) -> bool {
+pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
     value
         .split(|byte| *byte == b',')
         .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
@@ -390,7 +390,7 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// A `Content-Length` value: digits, or a list of the same digits
 /// repeated (RFC 9110 §8.6); anything else is `None`.
-fn content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut length = None;
     for item in value.split(|byte| *byte == b',') {
         let item = item.trim_ascii();

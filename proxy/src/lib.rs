@@ -34,7 +34,7 @@
 //!
 //! ## Design
 //! ```text
-//!  client ──▶ data listener ──▶ Pipeline::handle ──▶ Upstream (pooled hyper client) ──▶ app
+//!  client ──▶ data listener ──▶ Pipeline::handle ──▶ Upstream (pool: h1client / hyper) ──▶ app
 //!                                   │
 //!                                   ▼
 //!                       Verifier ─▶ token cache (SHA-256 of token)
@@ -54,6 +54,7 @@ pub mod error;
 pub mod fastpath;
 pub mod fetch;
 pub mod forward;
+pub mod h1client;
 pub mod headers;
 pub mod healthcheck;
 pub mod jwks;

@@ -255,6 +255,11 @@ impl Pipeline {
         let idle = self.body_idle_timeout;
         let request = request.map(|body| body.into_request_body(idle));
         let mut response = self.upstream.send(request).await?;
+        // The proxy answers in its own version, whatever the app's was
+        // (RFC 9110 §6.2): hyper's server wrote an app's `HTTP/1.0` status
+        // line to an HTTP/1.1 client, which then read the response as
+        // closing its connection.
+        *response.version_mut() = Version::HTTP_11;
         headers::strip_hop_by_hop(response.headers_mut());
         if self.cors.is_some() {
             cors::strip_upstream(response.headers_mut());

@@ -1,4 +1,7 @@
-//! Kept-alive HTTP/1.1 connections to the app, one `SendRequest` each.
+//! Kept-alive HTTP/1.1 connections to the app: for a body-less `GET` or
+//! `HEAD`, a plain TCP stream the request's task writes and reads
+//! ([`crate::h1client`]); for anything else, one hyper `SendRequest` each.
+//! Each kind has its own idle stack.
 //!
 //! In place of hyper-util's pooled client: that client keys its pool by
 //! scheme and authority in a SipHash map, and for every HTTP/1.1 exchange
@@ -12,7 +15,8 @@
 //! - connect timeout, `TCP_NODELAY`, TCP keepalive;
 //! - a request that never left because its kept-alive connection had just
 //!   closed is sent again once, on a new connection (hyper hands the
-//!   request back, [`hyper::client::conn::TrySendError`]);
+//!   request back, [`hyper::client::conn::TrySendError`]; a body-less
+//!   request's head is kept and written again);
 //! - a connection idle for longer than [`POOL_IDLE_TIMEOUT`] is not used
 //!   again (closed when next found), so the proxy, not the app, ends idle
 //!   connections and never writes into one the app is closing;
@@ -36,20 +40,23 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::error::ResponseBodyError;
 use crate::forward::RequestBody;
+use crate::h1client::{self, RawBody, RawConn, ResponseError};
 
 /// Idle keep-alive connections to the app are not used after this; the
 /// app's own idle timeout should be longer so the proxy is the one that
 /// closes.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Enough warm connections for bursts without holding file descriptors idle.
+/// Enough warm connections for bursts without holding file descriptors
+/// idle; for each of the two kinds.
 pub const POOL_MAX_IDLE: usize = 256;
 
 /// Why no response came from the app.
@@ -59,15 +66,50 @@ pub enum ExchangeError {
     #[error("cannot connect to the app: {0}")]
     Connect(std::io::Error),
     /// The connection broke, or the app answered with something that is
-    /// not HTTP/1.1.
+    /// not HTTP/1.1 (hyper's client).
     #[error("the exchange with the app failed: {0}")]
     Http(#[from] hyper::Error),
+    /// The same, for a body-less request ([`crate::h1client`]).
+    #[error("the exchange with the app failed: {0}")]
+    Response(#[from] ResponseError),
 }
 
+/// Idle connections of one kind, oldest first: the warmest goes out first,
+/// and once one is too old, so is every one below it.
 #[derive(Debug)]
-struct Idle {
-    sender: SendRequest<RequestBody>,
-    since: Instant,
+struct IdleStack<C>(Mutex<Vec<(C, Instant)>>);
+
+impl<C> IdleStack<C> {
+    fn new() -> Self {
+        IdleStack(Mutex::new(Vec::new()))
+    }
+
+    fn take(&self) -> Option<C> {
+        let mut idle = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if let Some(fresh) = idle
+            .iter()
+            .position(|(_, since)| now.duration_since(*since) < POOL_IDLE_TIMEOUT)
+        {
+            idle.drain(..fresh);
+        } else {
+            idle.clear();
+        }
+        idle.pop().map(|(conn, _)| conn)
+    }
+
+    fn put(&self, conn: C) {
+        let mut idle = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < POOL_MAX_IDLE {
+            idle.push((conn, Instant::now()));
+        }
+    }
 }
 
 /// Connections to one app address.
@@ -76,8 +118,8 @@ pub struct Pool {
     host: String,
     port: u16,
     connect_timeout: Duration,
-    /// Most recently used last: the warmest connection goes out first.
-    idle: Mutex<Vec<Idle>>,
+    hyper: IdleStack<SendRequest<RequestBody>>,
+    raw: IdleStack<RawConn>,
 }
 
 impl Pool {
@@ -87,7 +129,8 @@ impl Pool {
             host,
             port,
             connect_timeout,
-            idle: Mutex::new(Vec::new()),
+            hyper: IdleStack::new(),
+            raw: IdleStack::new(),
         })
     }
 
@@ -98,6 +141,9 @@ impl Pool {
         self: &Arc<Self>,
         request: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, ExchangeError> {
+        if h1client::takes(&request) {
+            return self.send_raw(&request).await;
+        }
         let mut request = request;
         // Once on a kept-alive connection, then, if that one turned out to
         // be closing, once on a new one.
@@ -109,16 +155,13 @@ impl Pool {
             let replay = (reused && replayable(&request)).then(|| Replay::of(&request));
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    let mut lease = Some(Lease {
-                        pool: Arc::clone(self),
-                        sender,
+                    let mut response = response.map(|incoming| PooledBody {
+                        inner: Inner::Hyper(incoming),
+                        pool: Some(Arc::clone(self)),
+                        sender: Some(sender),
                     });
-                    if response.body().is_end_stream()
-                        && let Some(lease) = lease.take()
-                    {
-                        lease.release();
-                    }
-                    return Ok(response.map(|inner| PooledBody { inner, lease }));
+                    response.body_mut().release_if_done();
+                    return Ok(response);
                 }
                 Err(mut failed) => {
                     request = match (failed.take_message(), replay) {
@@ -139,6 +182,46 @@ impl Pool {
         }
     }
 
+    /// A body-less `GET` or `HEAD`, without hyper's client: such a request
+    /// may always be sent again (RFC 9110 §9.2.2), so one that met a
+    /// kept-alive connection closing under it, before any byte of a
+    /// response, is written once more on a new connection.
+    async fn send_raw(
+        self: &Arc<Self>,
+        request: &Request<RequestBody>,
+    ) -> Result<Response<PooledBody>, ExchangeError> {
+        let head = h1client::encode_head(request);
+        let head_only = request.method() == Method::HEAD;
+        let mut kept = self.raw.take();
+        loop {
+            let reused = kept.is_some();
+            let conn = match kept.take() {
+                Some(conn) => conn,
+                None => RawConn::new(self.open().await?),
+            };
+            match h1client::exchange(conn, &head, head_only).await {
+                Ok(response) => {
+                    let mut response = response.map(|raw| PooledBody {
+                        inner: Inner::Raw(raw),
+                        pool: Some(Arc::clone(self)),
+                        sender: None,
+                    });
+                    // A body that came whole with the head (the usual small
+                    // response) frees its connection now.
+                    response.body_mut().release_if_done();
+                    return Ok(response);
+                }
+                Err(ResponseError::NoResponse(cause)) if reused => {
+                    tracing::debug!(
+                        error = ?cause,
+                        "a kept-alive connection to the app closed under a request; sending it again"
+                    );
+                }
+                Err(err) => return Err(ExchangeError::Response(err)),
+            }
+        }
+    }
+
     /// A connection ready for a request: the most recent idle one that
     /// still is, or a new one. `bool`: whether it was kept alive.
     async fn checkout(
@@ -146,49 +229,15 @@ impl Pool {
         fresh_only: bool,
     ) -> Result<(SendRequest<RequestBody>, bool), ExchangeError> {
         if !fresh_only {
-            while let Some(mut idle) = self.take_idle() {
+            while let Some(mut sender) = self.hyper.take() {
                 // Usually ready at once; a connection put back the moment
                 // its response body ended may need its task to run first.
-                if idle.sender.ready().await.is_ok() {
-                    return Ok((idle.sender, true));
+                if sender.ready().await.is_ok() {
+                    return Ok((sender, true));
                 }
             }
         }
         Ok((self.connect().await?, false))
-    }
-
-    fn take_idle(&self) -> Option<Idle> {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        // The stack is oldest first: once one is too old, so is all below.
-        if let Some(fresh) = idle
-            .iter()
-            .position(|conn| now.duration_since(conn.since) < POOL_IDLE_TIMEOUT)
-        {
-            idle.drain(..fresh);
-        } else {
-            idle.clear();
-        }
-        idle.pop()
-    }
-
-    fn put(&self, sender: SendRequest<RequestBody>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if idle.len() < POOL_MAX_IDLE {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
-        }
     }
 
     /// Whether a TCP connection to the app opens within `timeout`.
@@ -197,7 +246,8 @@ impl Pool {
         matches!(tokio::time::timeout(timeout, connecting).await, Ok(Ok(_)))
     }
 
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, ExchangeError> {
+    /// A new TCP connection to the app, within the connect timeout.
+    async fn open(&self) -> Result<TcpStream, ExchangeError> {
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(Ok(stream)) => stream,
@@ -212,6 +262,11 @@ impl Pool {
         let _ = stream.set_nodelay(true);
         let _ = socket2::SockRef::from(&stream)
             .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)));
+        Ok(stream)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, ExchangeError> {
+        let stream = self.open().await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
@@ -225,7 +280,6 @@ impl Pool {
 /// Whether `request` may be sent again after it was written: an
 /// idempotent method (RFC 9110 §9.2.2) and no body.
 fn replayable(request: &Request<RequestBody>) -> bool {
-    use http::Method;
     matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -257,17 +311,10 @@ impl Replay {
     }
 }
 
-/// A connection lent to one exchange.
 #[derive(Debug)]
-struct Lease {
-    pool: Arc<Pool>,
-    sender: SendRequest<RequestBody>,
-}
-
-impl Lease {
-    fn release(self) {
-        self.pool.put(self.sender);
-    }
+enum Inner {
+    Hyper(Incoming),
+    Raw(RawBody),
 }
 
 /// The app's response body; its connection goes back to the pool when the
@@ -275,44 +322,84 @@ impl Lease {
 /// before that (the rest of it would still be on the wire).
 #[derive(Debug)]
 pub struct PooledBody {
-    inner: Incoming,
-    lease: Option<Lease>,
+    inner: Inner,
+    /// `None` once the connection went back, or cannot.
+    pool: Option<Arc<Pool>>,
+    sender: Option<SendRequest<RequestBody>>,
 }
 
 impl PooledBody {
-    fn release(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.release();
+    /// Hands the connection back if the body has ended.
+    fn release_if_done(&mut self) {
+        let done = match &self.inner {
+            Inner::Hyper(incoming) => incoming.is_end_stream(),
+            Inner::Raw(raw) => raw.is_end_stream(),
+        };
+        if done {
+            self.release();
         }
+    }
+
+    fn release(&mut self) {
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        if let Some(sender) = self.sender.take() {
+            if !sender.is_closed() {
+                pool.hyper.put(sender);
+            }
+        } else if let Inner::Raw(raw) = &mut self.inner
+            && let Some(conn) = raw.take_reusable()
+        {
+            pool.raw.put(conn);
+        }
+    }
+
+    fn forget(&mut self) {
+        self.pool = None;
+        self.sender = None;
     }
 }
 
 impl HttpBody for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ResponseBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled: Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> = match &mut this.inner {
+            Inner::Hyper(incoming) => Pin::new(incoming)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
+            Inner::Raw(raw) => Pin::new(raw)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
+        };
         match &polled {
             // hyper stops polling a body that says it has ended, so the
             // end is taken from `is_end_stream` as well as from `None`.
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Ok(_))) => this.release_if_done(),
             Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Err(_))) => this.lease = None,
-            _ => {}
+            Poll::Ready(Some(Err(_))) => this.forget(),
+            Poll::Pending => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper(incoming) => incoming.is_end_stream(),
+            Inner::Raw(raw) => raw.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper(incoming) => incoming.size_hint(),
+            Inner::Raw(raw) => raw.size_hint(),
+        }
     }
 }

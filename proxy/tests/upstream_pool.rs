@@ -195,12 +195,19 @@ async fn only_idempotent_body_less_requests_are_sent_again() {
         seen.iter().filter(|(l, _)| l == line).count()
     };
     for (method, resent) in [("GET", true), ("DELETE", true), ("POST", false)] {
-        // A kept-alive connection first: only those are retried.
-        let warm = send(proxy.get("/api/uploads").bearer_auth(&token)).await;
+        // A kept-alive connection first: only those are retried. Warmed
+        // by the same method, since a body-less GET and a DELETE go by
+        // different clients with their own idle connections.
+        let method: reqwest::Method = method.parse().expect("method");
+        let warm = proxy
+            .client
+            .request(method.clone(), proxy.url("/api/uploads"))
+            .bearer_auth(&token);
+        let warm = send(warm).await;
         assert_eq!(warm.status, 200, "{}", warm.text());
         let request = proxy
             .client
-            .request(method.parse().expect("method"), proxy.url("/drop"))
+            .request(method.clone(), proxy.url("/drop"))
             .bearer_auth(&token);
         let reply = send(request).await;
         assert_eq!(reply.status, 502, "{method}: {}", reply.text());
@@ -209,7 +216,13 @@ async fn only_idempotent_body_less_requests_are_sent_again() {
         assert_eq!(count(&line), expected, "{method} /drop reached the app");
     }
     // A body makes a PUT unrepeatable: the body was streamed, not kept.
-    let warm = send(proxy.get("/api/uploads").bearer_auth(&token)).await;
+    let warm = send(
+        proxy
+            .client
+            .put(proxy.url("/api/uploads"))
+            .bearer_auth(&token),
+    )
+    .await;
     assert_eq!(warm.status, 200);
     let reply = send(
         proxy

@@ -12,6 +12,7 @@
 //! - [`upstream`]: `start_upstream()`, an app stand-in recording every request.
 //! - [`proxy`]: `start_proxy()`, the binary with its log lines captured.
 //! - [`raw`]: a plain TCP HTTP/1.1 client for requests normal clients refuse to send.
+//! - [`wire`]: responses read off raw sockets as fields and bytes, to compare.
 //!
 //! Each test binary uses only part of the harness.
 #![allow(dead_code, unused_imports)]
@@ -22,6 +23,7 @@ pub mod proxy;
 pub mod raw;
 pub mod tokens;
 pub mod upstream;
+pub mod wire;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -113,6 +113,29 @@ pub fn encode_head(request: &Request<RequestBody>) -> Vec<u8> {
     out
 }
 
+impl RawConn {
+    /// Whether a kept-alive connection is still quiet: an app that closed
+    /// it while it was idle, or wrote to it unasked (a `408` at its idle
+    /// timeout), has made it unusable, and a request written on it would
+    /// take that `408` for its response. hyper's client watches idle
+    /// connections for the same reason. Readiness is tokio's record of
+    /// what epoll reported, so this makes no system call unless the
+    /// socket may have something to read.
+    pub fn is_quiet(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            // Often only left over from the last response's read, which
+            // stopped before the socket said it had no more.
+            Poll::Ready(Ok(())) => matches!(
+                self.stream.try_read(&mut [0u8; 1]),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock
+            ),
+            Poll::Ready(Err(_)) => false,
+        }
+    }
+}
+
 /// Writes `head` on `conn` and reads the response head. The body reads
 /// from the connection as it is polled, and gives it back for reuse
 /// ([`RawBody::take_reusable`]) once read to its end.
@@ -313,20 +336,30 @@ enum Decode {
 #[derive(Debug)]
 pub struct RawBody {
     conn: Option<RawConn>,
+    /// A body that came whole with the head, not yet handed on.
+    whole: Option<Bytes>,
     decode: Decode,
     keep_alive: bool,
 }
 
 impl RawBody {
-    fn new(conn: RawConn, framing: Framing, keep_alive: bool) -> Self {
+    fn new(mut conn: RawConn, framing: Framing, keep_alive: bool) -> Self {
+        let mut whole = None;
         let decode = match framing {
             Framing::Length(0) => Decode::Done,
+            // The usual small response: taken now, so that the connection
+            // can go back to the pool before the body is written on.
+            Framing::Length(length) if length <= conn.buf.len() as u64 => {
+                whole = Some(conn.buf.split_to(length as usize).freeze());
+                Decode::Done
+            }
             Framing::Length(length) => Decode::Length(length),
             Framing::Chunked => Decode::ChunkSize,
             Framing::Close => Decode::Close,
         };
         RawBody {
             conn: Some(conn),
+            whole,
             decode,
             keep_alive,
         }
@@ -431,6 +464,9 @@ impl HttpBody for RawBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseError>>> {
         let this = &mut *self;
+        if let Some(whole) = this.whole.take() {
+            return Poll::Ready(Some(Ok(Frame::data(whole))));
+        }
         loop {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
@@ -466,12 +502,14 @@ impl HttpBody for RawBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.decode == Decode::Done
+        self.decode == Decode::Done && self.whole.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
         match self.decode {
-            Decode::Done => SizeHint::with_exact(0),
+            Decode::Done => {
+                SizeHint::with_exact(self.whole.as_ref().map_or(0, |whole| whole.len() as u64))
+            }
             Decode::Length(remaining) => SizeHint::with_exact(remaining),
             _ => SizeHint::default(),
         }

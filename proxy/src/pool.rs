@@ -192,7 +192,13 @@ impl Pool {
     ) -> Result<Response<PooledBody>, ExchangeError> {
         let head = h1client::encode_head(request);
         let head_only = request.method() == Method::HEAD;
-        let mut kept = self.raw.take();
+        let mut kept = None;
+        while let Some(mut conn) = self.raw.take() {
+            if conn.is_quiet() {
+                kept = Some(conn);
+                break;
+            }
+        }
         loop {
             let reused = kept.is_some();
             let conn = match kept.take() {
@@ -329,14 +335,19 @@ pub struct PooledBody {
 }
 
 impl PooledBody {
-    /// Hands the connection back if the body has ended.
+    /// Hands the connection back if the body has ended (a raw one, if
+    /// its body has been read off it, handed on or not).
     fn release_if_done(&mut self) {
-        let done = match &self.inner {
-            Inner::Hyper(incoming) => incoming.is_end_stream(),
-            Inner::Raw(raw) => raw.is_end_stream(),
-        };
-        if done {
-            self.release();
+        match &mut self.inner {
+            Inner::Hyper(incoming) if incoming.is_end_stream() => self.release(),
+            Inner::Hyper(_) => {}
+            Inner::Raw(raw) => {
+                if let Some(conn) = raw.take_reusable()
+                    && let Some(pool) = self.pool.take()
+                {
+                    pool.raw.put(conn);
+                }
+            }
         }
     }
 

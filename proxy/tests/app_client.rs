@@ -128,6 +128,19 @@ async fn serve(mut stream: TcpStream) {
         if close {
             return;
         }
+        if path == "/then-408" {
+            // As a server does at its idle timeout: a 408 nobody asked
+            // for, then the close.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            return;
+        }
+        if path == "/then-close" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
     }
 }
 
@@ -292,4 +305,34 @@ async fn responses_that_cannot_be_read_exactly_are_refused_or_cut() {
     }
     assert!(closes(&mut client).await, "the connection ends at the cut");
     assert_eq!(&buf[head..], b"hello");
+}
+
+/// An app may speak on a connection the proxy holds idle: a `408` at its
+/// idle timeout, or just the close. Neither may be taken for the response
+/// to the next request, and neither may cost that request.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_app_says_on_an_idle_connection_is_not_a_response() {
+    let (app, accepted) = scripted_app().await;
+    let (_jwks, proxy) = proxy_for(app).await;
+    let token = valid_token(key_a());
+    for path in ["/then-408", "/then-close"] {
+        for round in 0..5 {
+            let first = one(&proxy, &get(path, &token)).await;
+            assert_eq!(first.body, b"hello", "{path} {round}");
+            // Long enough for the app to have spoken and closed.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let before = accepted.load(Ordering::SeqCst);
+            let next = one(&proxy, &get("/length", &token)).await;
+            assert!(
+                next.status_line.starts_with("HTTP/1.1 200"),
+                "{path} {round}: {next:?}"
+            );
+            assert_eq!(next.body, b"hello", "{path} {round}");
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                before + 1,
+                "{path} {round}: the next request on a new connection"
+            );
+        }
+    }
 }

@@ -144,6 +144,15 @@ pub async fn exchange(
     head: &[u8],
     head_only: bool,
 ) -> Result<Response<RawBody>, ResponseError> {
+    // Written after the other tasks that are ready have run (tokio defers
+    // a yielded task's wake until it has polled for I/O): every write to
+    // the app wakes it, and on a shared core it preempts the proxy, so
+    // writes made together let the proxy finish more requests between two
+    // preemptions, as hyper's separate connection task did. Measured with
+    // one token (issue 11): 0.79-0.85 context switches a request without
+    // this, 0.43-0.46 with it (hyper's client: 0.53-0.55), for 1,200 more
+    // instructions a request (callgrind).
+    tokio::task::yield_now().await;
     if let Err(err) = conn.stream.write_all(head).await {
         return Err(ResponseError::NoResponse(Some(err)));
     }

@@ -144,19 +144,6 @@ async fn serve(mut stream: TcpStream) {
     }
 }
 
-async fn proxy_for(app: SocketAddr) -> (JwksServer, Proxy) {
-    let jwks = start_jwks(&[key_a()]).await;
-    let proxy = start_proxy(
-        Settings::bare()
-            .with("CLERK_JWKS_URL", jwks.url())
-            .with("PROXY_JWKS_CA_FILE", jwks.ca_file())
-            .with("CLERK_ISSUER_URL", ISSUER)
-            .with("PROXY_UPSTREAM", format!("http://{app}")),
-    )
-    .await;
-    (jwks, proxy)
-}
-
 fn get(path: &str, token: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nhost: proxy\r\nauthorization: Bearer {token}\r\n\r\n")
         .into_bytes()
@@ -186,7 +173,7 @@ async fn one(proxy: &Proxy, request: &[u8]) -> Raw {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_framing_reads_the_same_through_either_client() {
     let (app, _) = scripted_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     for (path, body) in [
         ("/length", "hello"),
@@ -212,7 +199,7 @@ async fn every_framing_reads_the_same_through_either_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_is_used_again_only_after_a_response_read_exactly() {
     let (app, accepted) = scripted_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     // On one client connection, so that each request waits for the last.
     let mut client = TcpStream::connect(proxy.data).await.expect("connect");
@@ -264,7 +251,7 @@ async fn a_connection_is_used_again_only_after_a_response_read_exactly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn both_framings_at_once_lose_the_length() {
     let (app, _) = scripted_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     let reply = one(&proxy, &get("/both", &token)).await;
     assert_eq!(reply.body, b"hello");
@@ -274,7 +261,7 @@ async fn both_framings_at_once_lose_the_length() {
 #[tokio::test(flavor = "multi_thread")]
 async fn responses_that_cannot_be_read_exactly_are_refused_or_cut() {
     let (app, _) = scripted_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     for path in ["/lengths-disagree", "/switch"] {
         let reply = one(&proxy, &get(path, &token)).await;
@@ -313,7 +300,7 @@ async fn responses_that_cannot_be_read_exactly_are_refused_or_cut() {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_the_app_says_on_an_idle_connection_is_not_a_response() {
     let (app, accepted) = scripted_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     for path in ["/then-408", "/then-close"] {
         for round in 0..5 {

@@ -104,19 +104,6 @@ fn post(token: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn proxy_for(app: SocketAddr) -> (JwksServer, Proxy) {
-    let jwks = start_jwks(&[key_a()]).await;
-    let proxy = start_proxy(
-        Settings::bare()
-            .with("CLERK_JWKS_URL", jwks.url())
-            .with("PROXY_JWKS_CA_FILE", jwks.ca_file())
-            .with("CLERK_ISSUER_URL", ISSUER)
-            .with("PROXY_UPSTREAM", format!("http://{app}")),
-    )
-    .await;
-    (jwks, proxy)
-}
-
 /// The same request through each path: the fast path on a new connection,
 /// hyper on a connection that has just carried a POST.
 async fn both_ways(proxy: &Proxy, request: &[u8], head_request: bool, token: &str) -> (Raw, Raw) {
@@ -138,7 +125,7 @@ async fn both_ways(proxy: &Proxy, request: &[u8], head_request: bool, token: &st
 #[tokio::test(flavor = "multi_thread")]
 async fn every_framing_reads_the_same_through_either_path() {
     let app = framing_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     let paths = [
         "/length",
@@ -197,7 +184,7 @@ async fn every_framing_reads_the_same_through_either_path() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_proxys_own_answers_read_the_same_through_either_path() {
     let app = framing_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     for method in ["GET", "HEAD"] {
         let unauthenticated = format!("{method} /length HTTP/1.1\r\nhost: proxy\r\n\r\n");
@@ -234,7 +221,7 @@ async fn the_proxys_own_answers_read_the_same_through_either_path() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pipelined_requests_are_answered_in_order_and_close_is_honoured() {
     let app = framing_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     let mut batch = request("GET", "/chunked", &token);
     batch.extend(request("HEAD", "/length", &token));
@@ -268,7 +255,7 @@ async fn pipelined_requests_are_answered_in_order_and_close_is_honoured() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_moves_between_the_paths_without_losing_a_request() {
     let app = framing_app().await;
-    let (_jwks, proxy) = proxy_for(app).await;
+    let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
     let mut client = TcpStream::connect(proxy.data).await.expect("connect");
     let mut buf = Vec::new();

@@ -114,16 +114,7 @@ async fn serve(
 }
 
 async fn proxy_for(app: &RawApp) -> (JwksServer, Proxy) {
-    let jwks = start_jwks(&[key_a()]).await;
-    let proxy = start_proxy(
-        Settings::bare()
-            .with("CLERK_JWKS_URL", jwks.url())
-            .with("PROXY_JWKS_CA_FILE", jwks.ca_file())
-            .with("CLERK_ISSUER_URL", ISSUER)
-            .with("PROXY_UPSTREAM", format!("http://{}", app.addr)),
-    )
-    .await;
-    (jwks, proxy)
+    proxy_in_front_of(app.addr).await
 }
 
 /// Sends `tries` authenticated requests one after another, `pause` apart,

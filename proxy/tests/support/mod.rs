@@ -47,6 +47,21 @@ pub use retainwise_testkit::{
     EVENTUALLY, Reply, TempDir, eventually, eventually_within, free_port, hex, send,
 };
 
+/// The proxy in front of `app` with the bare settings and a JWKS server
+/// holding [`key_a`]; keep the JWKS server alive as long as the proxy.
+pub async fn proxy_in_front_of(app: std::net::SocketAddr) -> (JwksServer, Proxy) {
+    let jwks = start_jwks(&[key_a()]).await;
+    let proxy = start_proxy(
+        Settings::bare()
+            .with("CLERK_JWKS_URL", jwks.url())
+            .with("PROXY_JWKS_CA_FILE", jwks.ca_file())
+            .with("CLERK_ISSUER_URL", ISSUER)
+            .with("PROXY_UPSTREAM", format!("http://{app}")),
+    )
+    .await;
+    (jwks, proxy)
+}
+
 /// Runs `future`, failing the test if it takes longer than `limit`.
 pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(limit, future)

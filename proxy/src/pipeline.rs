@@ -260,6 +260,16 @@ impl Pipeline {
         // line to an HTTP/1.1 client, which then read the response as
         // closing its connection.
         *response.version_mut() = Version::HTTP_11;
+        // Both framings at once: the body was read by `Transfer-Encoding`,
+        // which is hop-by-hop and goes next, so a `Content-Length` left
+        // behind would frame the body anew for the client, cut or run
+        // over. RFC 9112 §6.3 (rule 3) has an intermediary remove it.
+        if response
+            .headers()
+            .contains_key(http::header::TRANSFER_ENCODING)
+        {
+            response.headers_mut().remove(http::header::CONTENT_LENGTH);
+        }
         headers::strip_hop_by_hop(response.headers_mut());
         if self.cors.is_some() {
             cors::strip_upstream(response.headers_mut());

@@ -253,9 +253,13 @@ async fn both_framings_at_once_lose_the_length() {
     let (app, _) = scripted_app().await;
     let (_jwks, proxy) = proxy_in_front_of(app).await;
     let token = valid_token(key_a());
-    let reply = one(&proxy, &get("/both", &token)).await;
-    assert_eq!(reply.body, b"hello");
-    assert_eq!(reply.field("content-length"), None, "{reply:?}");
+    // Through hyper's client too, which passes the length on: the client
+    // got `hel` under `content-length: 3`, a whole-looking wrong body.
+    for request in [get("/both", &token), post("/both", &token)] {
+        let reply = one(&proxy, &request).await;
+        assert_eq!(reply.body, b"hello", "{reply:?}");
+        assert_eq!(reply.field("content-length"), None, "{reply:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -41,10 +41,13 @@ use tokio::net::TcpStream;
 use crate::fastpath::{content_length, has_token};
 use crate::forward::RequestBody;
 
-/// A response head (or a chunk-size line with its extensions, or the
-/// trailers) longer than this is refused. hyper's client reads up to about
-/// 400 KiB; an app's response head is well under this.
-pub const MAX_HEAD: usize = 64 * 1024;
+/// A response head longer than this is refused: hyper's client's limit
+/// (its read buffer, 8 KiB and 100 × 4 KiB), so that a head reads the same
+/// whichever client reads it.
+pub const MAX_HEAD: usize = 8 * 1024 + 100 * 4 * 1024;
+/// A chunk-size line with its extensions, or the trailer section, longer
+/// than this is refused (hyper's limit for trailers).
+const MAX_LINE: usize = 16 * 1024;
 /// Fields in a response head or its trailers, as hyper's client allows.
 const MAX_FIELDS: usize = 100;
 /// What one read asks for.
@@ -144,15 +147,6 @@ pub async fn exchange(
     head: &[u8],
     head_only: bool,
 ) -> Result<Response<RawBody>, ResponseError> {
-    // Written after the other tasks that are ready have run (tokio defers
-    // a yielded task's wake until it has polled for I/O): every write to
-    // the app wakes it, and on a shared core it preempts the proxy, so
-    // writes made together let the proxy finish more requests between two
-    // preemptions, as hyper's separate connection task did. Measured with
-    // one token (issue 11): 0.79-0.85 context switches a request without
-    // this, 0.43-0.46 with it (hyper's client: 0.53-0.55), for 1,200 more
-    // instructions a request (callgrind).
-    tokio::task::yield_now().await;
     if let Err(err) = conn.stream.write_all(head).await {
         return Err(ResponseError::NoResponse(Some(err)));
     }
@@ -261,8 +255,11 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Res
         headers.append(name, value);
     }
     let reason = parsed.reason.unwrap_or_default();
+    // Copied, not shared: httparse hands back a `""` of its own, not a
+    // slice of the head, for a status line without a reason or with one
+    // it cannot read as text.
     let reason = (Some(reason) != status.canonical_reason())
-        .then(|| hyper::ext::ReasonPhrase::try_from(share(reason.as_bytes())));
+        .then(|| hyper::ext::ReasonPhrase::try_from(reason.as_bytes()));
     buf.advance(len);
 
     let framing =
@@ -297,6 +294,16 @@ fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Res
         response.extensions_mut().insert(reason);
     }
     Ok(Some(Parsed::Final(response, framing, keep_alive)))
+}
+
+/// Whether a chunk-size line, as httparse took it, is one RFC 9112 §7.1
+/// allows and hyper reads: at least one hex digit first, and no bare LF
+/// before its CRLF. httparse reads `\r\n` alone as a last chunk of size 0
+/// and lets an LF through inside an extension.
+fn chunk_line_is_strict(line: &[u8]) -> bool {
+    line.first().is_some_and(u8::is_ascii_hexdigit)
+        && line.ends_with(b"\r\n")
+        && !line[..line.len() - 2].contains(&b'\n')
 }
 
 /// Whether the last coding of the last `Transfer-Encoding` field is
@@ -415,15 +422,18 @@ fn decode(state: &mut Decode, buf: &mut BytesMut) -> Result<Option<Frame<Bytes>>
                 return Ok(Some(Frame::data(buf.split().freeze())));
             }
             Decode::ChunkSize => match httparse::parse_chunk_size(buf) {
-                Ok(httparse::Status::Complete((len, 0))) => {
-                    buf.advance(len);
-                    *state = Decode::Trailers;
-                }
                 Ok(httparse::Status::Complete((len, size))) => {
+                    if !chunk_line_is_strict(&buf[..len]) {
+                        return Err(ResponseError::Malformed("bad chunk size line"));
+                    }
                     buf.advance(len);
-                    *state = Decode::ChunkData(size);
+                    *state = if size == 0 {
+                        Decode::Trailers
+                    } else {
+                        Decode::ChunkData(size)
+                    };
                 }
-                Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(None),
+                Ok(httparse::Status::Partial) if buf.len() <= MAX_LINE => return Ok(None),
                 _ => return Err(ResponseError::Malformed("bad chunk size line")),
             },
             Decode::ChunkEnd => {
@@ -440,19 +450,20 @@ fn decode(state: &mut Decode, buf: &mut BytesMut) -> Result<Option<Frame<Bytes>>
                 let mut slots = [httparse::EMPTY_HEADER; MAX_FIELDS];
                 let (len, fields) = match httparse::parse_headers(buf, &mut slots) {
                     Ok(httparse::Status::Complete(done)) => done,
-                    Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => {
+                    Ok(httparse::Status::Partial) if buf.len() <= MAX_LINE => {
                         return Ok(None);
                     }
                     _ => return Err(ResponseError::Malformed("bad trailer section")),
                 };
                 let mut trailers = HeaderMap::new();
                 for field in fields {
-                    if let (Ok(name), Ok(value)) = (
+                    let (Ok(name), Ok(value)) = (
                         HeaderName::from_bytes(field.name.as_bytes()),
                         HeaderValue::from_bytes(field.value),
-                    ) {
-                        trailers.append(name, value);
-                    }
+                    ) else {
+                        return Err(ResponseError::Malformed("bad trailer field"));
+                    };
+                    trailers.append(name, value);
                 }
                 buf.advance(len);
                 *state = Decode::Done;
@@ -623,6 +634,22 @@ mod tests {
     }
 
     #[test]
+    fn a_status_line_without_a_readable_reason_keeps_an_empty_one() {
+        for raw in [
+            &b"HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok"[..],
+            b"HTTP/1.1 204 \r\n\r\n",
+            b"HTTP/1.1 200 \xe9t\xe9\r\ncontent-length: 0\r\n\r\n",
+        ] {
+            let (response, _, _) = final_head(raw);
+            let reason = response
+                .extensions()
+                .get::<hyper::ext::ReasonPhrase>()
+                .expect("kept, as hyper keeps it");
+            assert_eq!(reason.as_bytes(), b"", "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
     fn informational_responses_are_skipped_and_reasons_kept_when_not_canonical() {
         let mut buf =
             BytesMut::from(&b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 Fine\r\nContent-Length: 0\r\n\r\n"[..]);
@@ -692,6 +719,13 @@ mod tests {
             &b"zz\r\n"[..],
             b"3\r\nabcXY",
             b"3\r\nabc\r\n0\r\nbad trailer\r\n\r\n",
+            // No size at all: httparse reads these as the last chunk.
+            b"5\r\nhello\r\n\r\n\r\n",
+            b" \r\n\r\n",
+            b";x\r\n\r\n",
+            // A bare LF inside an extension, and as the line's end.
+            b"5;a\nb\r\nhello\r\n0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
         ] {
             assert!(
                 decode_all(Framing::Chunked, bad, 100).is_err(),

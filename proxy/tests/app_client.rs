@@ -49,6 +49,8 @@ fn answer(path: &str) -> (Vec<&'static [u8]>, bool) {
             ],
             false,
         ),
+        // No reason phrase, which RFC 9112 §4 allows.
+        "/no-reason" => (vec![b"HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok"], false),
         "/list-length" => (
             vec![b"HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\nhello"],
             false,
@@ -181,6 +183,7 @@ async fn every_framing_reads_the_same_through_either_client() {
         ("/trailers", "hello world"),
         ("/pieces", "0123456789abcdef"),
         ("/list-length", "hello"),
+        ("/no-reason", "ok"),
         ("/http10", "ok"),
         ("/http10-keep-alive", "ok"),
         ("/extra", "ok"),

@@ -47,6 +47,7 @@ use tokio::sync::watch;
 
 use crate::conn::{ClientTimeouts, ConnState, TimedIo};
 use crate::error::Body;
+use crate::headers::{content_length, has_token};
 use crate::park::wait_parked;
 use crate::pipeline::{NoBody, Peer, Pipeline};
 
@@ -211,14 +212,6 @@ fn parse_head(pending: &mut BytesMut) -> Option<(Request<NoBody>, bool)> {
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
     Some((request, close))
-}
-
-/// Whether a comma-separated field value lists `token` (RFC 9110 §5.6.1),
-/// compared without regard to case.
-pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|byte| *byte == b',')
-        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Runs the request through the pipeline and writes the response;
@@ -388,24 +381,6 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A `Content-Length` value: digits, or a list of the same digits
-/// repeated (RFC 9110 §8.6); anything else is `None`.
-pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
-    let mut length = None;
-    for item in value.split(|byte| *byte == b',') {
-        let item = item.trim_ascii();
-        if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let parsed: u64 = std::str::from_utf8(item).ok()?.parse().ok()?;
-        if length.is_some_and(|seen| seen != parsed) {
-            return None;
-        }
-        length = Some(parsed);
-    }
-    length
-}
-
 thread_local! {
     static DATE_CACHE: RefCell<DateCache> = RefCell::new(DateCache::default());
 }
@@ -491,29 +466,5 @@ mod tests {
         }
         let (parsed, _) = parse(b"GET / HTTP/1.1\r\nConnection: closed, keep-alive\r\n\r\n");
         assert!(!parsed.expect("taken").1);
-    }
-
-    #[test]
-    fn content_lengths_are_digits_or_the_same_digits_repeated() {
-        assert_eq!(content_length(b"0"), Some(0));
-        assert_eq!(content_length(b"42"), Some(42));
-        assert_eq!(content_length(b"42, 42"), Some(42));
-        for bad in [
-            &b""[..],
-            b"-1",
-            b"+4",
-            b"4 2",
-            b"42, 43",
-            b"0x10",
-            b"1,",
-            b"99999999999999999999",
-        ] {
-            assert_eq!(
-                content_length(bad),
-                None,
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

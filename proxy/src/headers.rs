@@ -318,9 +318,59 @@ pub fn strip_credentials(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a comma-separated field value lists `token` (RFC 9110 §5.6.1),
+/// compared without regard to case.
+pub fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|byte| *byte == b',')
+        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// A `Content-Length` value: digits, or a list of the same digits
+/// repeated (RFC 9110 §8.6); anything else is `None`.
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for item in value.split(|byte| *byte == b',') {
+        let item = item.trim_ascii();
+        if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let parsed: u64 = std::str::from_utf8(item).ok()?.parse().ok()?;
+        if length.is_some_and(|seen| seen != parsed) {
+            return None;
+        }
+        length = Some(parsed);
+    }
+    length
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_are_digits_or_the_same_digits_repeated() {
+        assert_eq!(content_length(b"0"), Some(0));
+        assert_eq!(content_length(b"42"), Some(42));
+        assert_eq!(content_length(b"42, 42"), Some(42));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+4",
+            b"4 2",
+            b"42, 43",
+            b"0x10",
+            b"1,",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(
+                content_length(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     /// A header map from name/value pairs, duplicates kept (shared by the
     /// crate's header-reading tests).

@@ -155,12 +155,14 @@ impl Pool {
             let replay = (reused && replayable(&request)).then(|| Replay::of(&request));
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    let mut response = response.map(|incoming| PooledBody {
-                        inner: Inner::Hyper(incoming),
+                    let mut response = response.map(|body| PooledBody {
+                        inner: Inner::Hyper {
+                            body,
+                            sender: Some(sender),
+                        },
                         pool: Some(Arc::clone(self)),
-                        sender: Some(sender),
                     });
-                    response.body_mut().release_if_done();
+                    response.body_mut().release(false);
                     return Ok(response);
                 }
                 Err(mut failed) => {
@@ -221,11 +223,10 @@ impl Pool {
                     let mut response = response.map(|raw| PooledBody {
                         inner: Inner::Raw(raw),
                         pool: Some(Arc::clone(self)),
-                        sender: None,
                     });
                     // A body that came whole with the head (the usual small
                     // response) frees its connection now.
-                    response.body_mut().release_if_done();
+                    response.body_mut().release(false);
                     return Ok(response);
                 }
                 Err(ResponseError::NoResponse(cause)) if reused => {
@@ -330,7 +331,12 @@ impl Replay {
 
 #[derive(Debug)]
 enum Inner {
-    Hyper(Incoming),
+    /// Read by hyper's client; `sender` is its connection.
+    Hyper {
+        body: Incoming,
+        sender: Option<SendRequest<RequestBody>>,
+    },
+    /// Read by the proxy's own client, which holds its connection.
     Raw(RawBody),
 }
 
@@ -342,44 +348,29 @@ pub struct PooledBody {
     inner: Inner,
     /// `None` once the connection went back, or cannot.
     pool: Option<Arc<Pool>>,
-    sender: Option<SendRequest<RequestBody>>,
 }
 
 impl PooledBody {
-    /// Hands the connection back if the body has ended (a raw one, if
-    /// its body has been read off it, handed on or not).
-    fn release_if_done(&mut self) {
-        match &mut self.inner {
-            Inner::Hyper(incoming) if incoming.is_end_stream() => self.release(),
-            Inner::Hyper(_) => {}
-            Inner::Raw(raw) => {
-                if let Some(conn) = raw.take_reusable()
-                    && let Some(pool) = self.pool.take()
-                {
-                    pool.raw.put(conn);
-                }
-            }
-        }
-    }
-
-    fn release(&mut self) {
-        let Some(pool) = self.pool.take() else {
+    /// Hands the connection back once the body has ended (`ended`: it
+    /// has just said so with `None`); a raw one once its body has been
+    /// read off it, handed on or not.
+    fn release(&mut self, ended: bool) {
+        let Some(pool) = self.pool.as_ref() else {
             return;
         };
-        if let Some(sender) = self.sender.take() {
-            if !sender.is_closed() {
-                pool.hyper.put(sender);
+        let released = match &mut self.inner {
+            Inner::Hyper { body, sender } if ended || body.is_end_stream() => {
+                if let Some(sender) = sender.take().filter(|sender| !sender.is_closed()) {
+                    pool.hyper.put(sender);
+                }
+                true
             }
-        } else if let Inner::Raw(raw) = &mut self.inner
-            && let Some(conn) = raw.take_reusable()
-        {
-            pool.raw.put(conn);
+            Inner::Hyper { .. } => false,
+            Inner::Raw(raw) => raw.take_reusable().map(|conn| pool.raw.put(conn)).is_some(),
+        };
+        if released {
+            self.pool = None;
         }
-    }
-
-    fn forget(&mut self) {
-        self.pool = None;
-        self.sender = None;
     }
 }
 
@@ -393,7 +384,7 @@ impl HttpBody for PooledBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = &mut *self;
         let polled: Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> = match &mut this.inner {
-            Inner::Hyper(incoming) => Pin::new(incoming)
+            Inner::Hyper { body, .. } => Pin::new(body)
                 .poll_frame(cx)
                 .map(|frame| frame.map(|frame| frame.map_err(Into::into))),
             Inner::Raw(raw) => Pin::new(raw)
@@ -403,9 +394,9 @@ impl HttpBody for PooledBody {
         match &polled {
             // hyper stops polling a body that says it has ended, so the
             // end is taken from `is_end_stream` as well as from `None`.
-            Poll::Ready(Some(Ok(_))) => this.release_if_done(),
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Err(_))) => this.forget(),
+            Poll::Ready(Some(Ok(_))) => this.release(false),
+            Poll::Ready(None) => this.release(true),
+            Poll::Ready(Some(Err(_))) => this.pool = None,
             Poll::Pending => {}
         }
         polled
@@ -413,14 +404,14 @@ impl HttpBody for PooledBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Hyper(incoming) => incoming.is_end_stream(),
+            Inner::Hyper { body, .. } => body.is_end_stream(),
             Inner::Raw(raw) => raw.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Hyper(incoming) => incoming.size_hint(),
+            Inner::Hyper { body, .. } => body.size_hint(),
             Inner::Raw(raw) => raw.size_hint(),
         }
     }

@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-
+use crate::jose::{Claims, Member};
 use crate::settings::ClaimRules;
 
 /// Longest `sub` accepted; Clerk's user ids are about 30 characters.
@@ -75,38 +74,39 @@ pub struct ValidClaims {
 
 /// Checks every rule against `now` (seconds since the epoch).
 pub fn check_claims(
-    claims: &Map<String, Value>,
+    claims: &Claims<'_>,
     rules: &ClaimRules,
     now: f64,
 ) -> Result<ValidClaims, ClaimsError> {
     let times = TimeClaims {
-        exp: match claims.get("exp") {
-            None | Some(Value::Null) => return Err(ClaimsError::MissingExp),
+        exp: match &claims.exp {
+            None | Some(Member::Null) => return Err(ClaimsError::MissingExp),
             Some(value) => numeric_date(value)?,
         },
-        nbf: claims.get("nbf").map(numeric_date).transpose()?,
-        iat: claims.get("iat").map(numeric_date).transpose()?,
+        nbf: claims.nbf.as_ref().map(numeric_date).transpose()?,
+        iat: claims.iat.as_ref().map(numeric_date).transpose()?,
     };
     check_clock(&times, now, rules.leeway)?;
-    if claims.get("iss").and_then(Value::as_str) != Some(rules.issuer.as_str()) {
+    if claims.iss.as_ref().and_then(Member::as_str) != Some(rules.issuer.as_str()) {
         return Err(ClaimsError::BadIssuer);
     }
     if let Some(accepted) = &rules.audiences
-        && !audience_matches(claims.get("aud"), accepted)
+        && !audience_matches(claims.aud.as_ref(), accepted)
     {
         return Err(ClaimsError::BadAudience);
     }
     if let Some(accepted) = &rules.authorized_parties {
         // Required when configured: a token without azp could have been
         // minted for any origin, which is what the check is there to stop.
-        let azp = claims.get("azp").and_then(Value::as_str);
+        let azp = claims.azp.as_ref().and_then(Member::as_str);
         if !azp.is_some_and(|azp| accepted.iter().any(|a| a == azp)) {
             return Err(ClaimsError::BadAzp);
         }
     }
     let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
+        .sub
+        .as_ref()
+        .and_then(Member::as_str)
         .filter(|sub| valid_subject(sub))
         .ok_or(ClaimsError::BadSubject)?;
     Ok(ValidClaims {
@@ -130,22 +130,22 @@ pub fn check_clock(times: &TimeClaims, now: f64, leeway: Duration) -> Result<(),
     Ok(())
 }
 
-fn numeric_date(value: &Value) -> Result<f64, ClaimsError> {
+fn numeric_date(value: &Member<'_>) -> Result<f64, ClaimsError> {
     value
         .as_f64()
         .filter(|secs| secs.is_finite())
         .ok_or(ClaimsError::BadTime)
 }
 
-fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
-    let accepts = |value: &Value| {
+fn audience_matches(aud: Option<&Member<'_>>, accepted: &[String]) -> bool {
+    let accepts = |value: &Member<'_>| {
         value
             .as_str()
             .is_some_and(|aud| accepted.iter().any(|a| a == aud))
     };
     match aud {
-        Some(Value::String(_)) => aud.is_some_and(accepts),
-        Some(Value::Array(items)) => items.iter().any(accepts),
+        Some(Member::String(_)) => aud.is_some_and(accepts),
+        Some(Member::Array(items)) => items.iter().any(accepts),
         _ => false,
     }
 }
@@ -161,7 +161,18 @@ pub fn valid_subject(sub: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
+
+    /// The rules over claims written as JSON values, read as the verifier
+    /// reads a token's payload.
+    fn check_claims(
+        claims: &Map<String, Value>,
+        rules: &ClaimRules,
+        now: f64,
+    ) -> Result<ValidClaims, ClaimsError> {
+        let json = serde_json::to_vec(claims).expect("json");
+        super::check_claims(&Claims::parse(&json).expect("object"), rules, now)
+    }
 
     const NOW: f64 = 1_764_000_000.0;
 

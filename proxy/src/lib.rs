@@ -9,7 +9,7 @@
 //! ## What it does
 //! - Verifies RS256 JWTs from `Authorization: Bearer` or the `__session`
 //!   cookie: signature, `exp`/`nbf`/`iat` with a small leeway, exact `iss`,
-//!   `aud`/`azp` allow-lists, `sub` shape ([`verify`], [`claims`]).
+//!   `aud`/`azp` allow-lists, `sub` shape ([`verify`], [`jose`], [`claims`]).
 //! - Keeps the key set in an `ArcSwap` so readers never wait, refreshes it
 //!   in the background, rides out JWKS outages on stale keys up to a limit,
 //!   and picks up rotated keys on their first use ([`keystore`]).
@@ -57,6 +57,7 @@ pub mod forward;
 pub mod h1client;
 pub mod headers;
 pub mod healthcheck;
+pub mod jose;
 pub mod jwks;
 pub mod keystore;
 pub mod metrics;

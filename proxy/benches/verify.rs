@@ -19,7 +19,7 @@ use retainwise_proxy::verify::Verifier;
 
 const ISSUER: &str = "https://clerk.retainwise.example";
 
-fn mint(key: &KeyPair) -> String {
+fn mint(key: &KeyPair, subject: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -27,7 +27,7 @@ fn mint(key: &KeyPair) -> String {
     let header = serde_json::json!({"alg": "RS256", "kid": "ins_bench", "typ": "JWT"});
     let claims = serde_json::json!({
         "azp": "https://app.retainwise.example", "exp": now + 3600, "fva": [0, -1],
-        "iat": now, "iss": ISSUER, "nbf": now - 10, "sid": "sess_bench", "sub": "user_bench", "v": 2
+        "iat": now, "iss": ISSUER, "nbf": now - 10, "sid": "sess_bench", "sub": subject, "v": 2
     });
     let input = format!(
         "{}.{}",
@@ -71,7 +71,7 @@ fn verifier(key: &KeyPair, cache_size: usize) -> Verifier {
 
 fn bench(c: &mut Criterion) {
     let key = KeyPair::generate(KeySize::Rsa2048).expect("keygen");
-    let token = mint(&key);
+    let token = mint(&key, "user_bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -85,6 +85,31 @@ fn bench(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         );
+    });
+
+    // As the proxy runs cold: one key set, loaded once, and a token cache
+    // too small to hold any of the tokens, so every call checks a signature
+    // with a key whose Montgomery constants are already computed.
+    let tokens: Vec<String> = (0..64).map(|i| mint(&key, &format!("user_{i}"))).collect();
+    let rotating = verifier(&key, 1);
+    let mut next = 0;
+    c.bench_function("verify/cold_rsa_loaded_key", |b| {
+        b.iter(|| {
+            next = (next + 1) % tokens.len();
+            let identity = runtime.block_on(rotating.verify(black_box(&tokens[next])));
+            assert!(identity.is_ok());
+        });
+    });
+
+    // The RSA check alone, for the share of a cold verification that is
+    // the signature (the rest is parsing, the claims and the token cache).
+    let public = PublicKeyComponents::<Vec<u8>>::from(key.public_key());
+    let verifying = VerifyingKey::from_components("ins_bench".to_owned(), &public.n, &public.e)
+        .expect("2048-bit key");
+    let (signed, signature) = token.rsplit_once('.').expect("three parts");
+    let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+    c.bench_function("verify/rs256_signature_only", |b| {
+        b.iter(|| assert!(verifying.verifies_rs256(black_box(signed.as_bytes()), &signature)));
     });
 
     let warm = verifier(&key, 1024);

@@ -203,3 +203,40 @@ async fn a_64_kib_token_is_refused_and_the_proxy_still_answers() {
         reply.text()
     );
 }
+
+/// The token cache is keyed by the whole token: a forgery built from a
+/// token that is in the cache is checked from scratch, never served as a hit.
+#[tokio::test(flavor = "multi_thread")]
+async fn forgeries_of_a_cached_token_are_not_cache_hits() {
+    let (_jwks, upstream, proxy) = stack().await;
+    let genuine = token(key_a(), "user_victim");
+    let hits = async || {
+        proxy
+            .metric("retainwise_proxy_token_cache_hits_total")
+            .await
+    };
+    for expected_hits in [0.0, 1.0] {
+        let reply = send(proxy.get("/api/uploads").bearer_auth(&genuine)).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(hits().await, expected_hits);
+    }
+    let [header, _, signature] = support::tokens::segments(&genuine);
+    let attacker = token(key_a(), "user_attacker");
+    let [_, payload, _] = support::tokens::segments(&attacker);
+    let last = genuine.chars().last().expect("a signature");
+    let flipped = if last == 'A' { 'Q' } else { 'A' };
+    let forgeries = [
+        format!("{header}.{payload}.{signature}"),
+        format!("{}{flipped}", &genuine[..genuine.len() - 1]),
+        format!("{genuine}A"),
+        format!("{genuine}."),
+        genuine[..genuine.len() - 1].to_owned(),
+    ];
+    for forged in &forgeries {
+        assert_rejected(&proxy, &upstream, forged, &["bad_signature", "malformed"]).await;
+    }
+    assert_eq!(hits().await, 1.0, "a forgery was served from the cache");
+    let reply = send(proxy.get("/api/uploads").bearer_auth(&genuine)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(hits().await, 2.0);
+}

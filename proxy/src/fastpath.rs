@@ -31,6 +31,7 @@
 //! close` when the client asked for it or the proxy is draining.
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -44,6 +45,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Sleep;
 
 use crate::conn::{ClientTimeouts, ConnState, TimedIo};
 use crate::error::Body;
@@ -82,8 +84,20 @@ pub async fn serve(
     stop: &mut watch::Receiver<bool>,
 ) -> Outcome {
     let mut pending = BytesMut::new();
+    // One park timer for the fast path's life, moved on with `reset`
+    // rather than made for each read that waits. A timer registered while
+    // the runtime's timer wheel holds none earlier (under load, often: the
+    // previous ones were cancelled when their reads completed) makes tokio
+    // write to its eventfd to wake its own thread: 0.34 writes a request,
+    // each a system call (perf, issue 11). Moved later, a timer that is
+    // still registered only has its deadline changed, without the wheel's
+    // lock or a wake-up; the wheel finds the later deadline when the old
+    // one comes and files it again.
+    let mut park_timer: Option<Pin<Box<Sleep>>> = None;
     loop {
-        if pending.is_empty() && !read_more(io, &mut pending, state, limits, stop).await {
+        if pending.is_empty()
+            && !read_more(io, &mut pending, state, limits, stop, &mut park_timer).await
+        {
             return Outcome::Closed;
         }
         let Some((request, client_close)) = parse_head(&mut pending) else {
@@ -117,6 +131,7 @@ async fn read_more(
     state: &ConnState,
     limits: &ClientTimeouts,
     stop: &mut watch::Receiver<bool>,
+    park_timer: &mut Option<Pin<Box<Sleep>>>,
 ) -> bool {
     enum Waited {
         Read(std::io::Result<usize>),
@@ -136,10 +151,18 @@ async fn read_more(
             match ready {
                 Poll::Ready(result) => Waited::Read(result),
                 Poll::Pending => {
+                    let deadline = state.park_deadline(limits);
+                    let timer = match park_timer {
+                        Some(timer) => {
+                            timer.as_mut().reset(deadline);
+                            timer
+                        }
+                        None => park_timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                    };
                     tokio::select! {
                         biased;
                         result = read.as_mut() => Waited::Read(result),
-                        () = tokio::time::sleep_until(state.park_deadline(limits)) => Waited::Park,
+                        () = timer.as_mut() => Waited::Park,
                         _ = stop.wait_for(|stopping| *stopping) => Waited::Stop,
                     }
                 }

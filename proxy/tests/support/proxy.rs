@@ -23,21 +23,39 @@ use super::{Reply, TempDir, eventually, send};
 #[derive(Debug, Clone)]
 pub struct Settings {
     vars: Vec<(String, String)>,
+    /// Started under `taskset -c` on this one CPU.
+    cpu: Option<u32>,
 }
 
 impl Settings {
     /// Only what every test needs: listeners on port 0 and info logs.
     pub fn bare() -> Self {
-        Self { vars: Vec::new() }
-            .with("PROXY_LISTEN", "127.0.0.1:0")
-            .with("PROXY_ADMIN_LISTEN", "127.0.0.1:0")
-            .with("PROXY_LOG", "info")
+        Self {
+            vars: Vec::new(),
+            cpu: None,
+        }
+        .with("PROXY_LISTEN", "127.0.0.1:0")
+        .with("PROXY_ADMIN_LISTEN", "127.0.0.1:0")
+        .with("PROXY_LOG", "info")
     }
 
     /// Sets (or replaces) an environment variable.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
         self.vars.retain(|(n, _)| n != name);
         self.vars.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Runs the proxy on the first CPU this process may use, so that it
+    /// sizes itself the current-thread runtime as on a sidecar's quota.
+    pub fn on_one_core(mut self) -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list");
+        let first = list.trim().split([',', '-']).next().expect("a CPU");
+        self.cpu = Some(first.parse().expect("a CPU number"));
         self
     }
 
@@ -111,7 +129,17 @@ pub struct Exit {
 
 fn spawn(settings: &Settings, dir: &TempDir) -> Child {
     let config = dir.write("proxy.toml", "");
-    Command::new(env!("CARGO_BIN_EXE_retainwise-proxy"))
+    let binary = env!("CARGO_BIN_EXE_retainwise-proxy");
+    // taskset execs the proxy: the child's pid is the proxy's.
+    let mut command = match settings.cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cpu.to_string()).arg(binary);
+            taskset
+        }
+        None => Command::new(binary),
+    };
+    command
         .arg("--config")
         .arg(&config)
         .env_clear()

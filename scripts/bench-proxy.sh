@@ -318,6 +318,26 @@ for i in "${!pd[@]}"; do
     ratios+=$(awk -v d="${pd[$i]}" -v n="${pn[$i]}" -v o="${pf[$i]}" 'BEGIN {if (n > d) printf "%.2f ", (o-d)/(n-d)}')
 done
 echo "added p50, floor / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread <<<"$ratios"))"
+# Throughput ratios taken within each round, where both peers ran seconds
+# apart: on this machine a whole round can lose half its throughput, which
+# moves the medians of the table but not these.
+per_round() { # $1 peer, $2 reference, $3 label
+    local -a a b
+    read -ra a <<<"${rps[$1]}"; read -ra b <<<"${rps[$2]}"
+    local r=""
+    for i in "${!a[@]}"; do r+=$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {printf "%.2f ", x/y}'); done
+    echo "$3, per round: $r-> median $(median <<<"$r") ($(spread <<<"$r"))"
+}
+per_round ours nginx "one token / nginx (target >= 0.9)"
+per_round ours-log nginx "one token, access log on / nginx"
+per_round ours-cold haproxy "cold / HAProxy (target >= 1.2)"
+per_round floor nginx "floor / nginx"
+per_round floor-cold haproxy "floor cold / HAProxy"
+[ -n "$cgroup" ] && per_round ours-half ours "half a core / full core"
+if [ -n "${BASELINE:-}" ]; then
+    per_round ours before "one token / BASELINE"
+    per_round ours-cold before-cold "cold / BASELINE"
+fi
 awk -v c=$idle_conns -v nb="$n_before" -v nh="$n_held" -v ns="$n_soon" -v na="$n_after" \
     -v ob="$o_before" -v oh="$o_held" -v os="$o_soon" -v oa="$o_after" 'BEGIN {
     printf "RSS with %d idle keep-alive connections (each served one request), MiB: idle / held / 2 s after close / 20 s after\n", c

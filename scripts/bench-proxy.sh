@@ -276,7 +276,8 @@ if [ -n "${BASELINE:-}" ]; then
 fi
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.1f-%.1f", lo, hi}'; }
+# min-max; $1 decimals (1: microseconds; ratios get 2).
+spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk -v f="%.${1:-1}f-%.${1:-1}f" 'NR==1 {lo=$1} {hi=$1} END {printf f, lo, hi}'; }
 r_n=$(median <<<"${rps[nginx]}"); r_h=$(median <<<"${rps[haproxy]}")
 echo
 echo "medians over $rounds rounds of ${seconds}s, 50 connections (wrk on core 0, servers on core 1);"
@@ -311,13 +312,13 @@ ratios=""
 for i in "${!pd[@]}"; do
     ratios+=$(awk -v d="${pd[$i]}" -v n="${pn[$i]}" -v o="${po[$i]}" 'BEGIN {if (n > d) printf "%.2f ", (o-d)/(n-d)}')
 done
-echo "added p50, ours / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread <<<"$ratios")) (target <= 1.5)"
+echo "added p50, ours / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread 2 <<<"$ratios")) (target <= 1.5)"
 read -ra pf <<<"${p50[floor]}"
 ratios=""
 for i in "${!pd[@]}"; do
     ratios+=$(awk -v d="${pd[$i]}" -v n="${pn[$i]}" -v o="${pf[$i]}" 'BEGIN {if (n > d) printf "%.2f ", (o-d)/(n-d)}')
 done
-echo "added p50, floor / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread <<<"$ratios"))"
+echo "added p50, floor / nginx, per round: $ratios-> median $(median <<<"$ratios") ($(spread 2 <<<"$ratios"))"
 # Throughput ratios taken within each round, where both peers ran seconds
 # apart: on this machine a whole round can lose half its throughput, which
 # moves the medians of the table but not these.
@@ -326,7 +327,7 @@ per_round() { # $1 peer, $2 reference, $3 label
     read -ra a <<<"${rps[$1]}"; read -ra b <<<"${rps[$2]}"
     local r=""
     for i in "${!a[@]}"; do r+=$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN {printf "%.2f ", x/y}'); done
-    echo "$3, per round: $r-> median $(median <<<"$r") ($(spread <<<"$r"))"
+    echo "$3, per round: $r-> median $(median <<<"$r") ($(spread 2 <<<"$r"))"
 }
 per_round ours nginx "one token / nginx (target >= 0.9)"
 per_round ours-log nginx "one token, access log on / nginx"

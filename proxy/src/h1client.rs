@@ -29,6 +29,7 @@
 //! exactly: HTTP/1.1 without `Connection: close` (HTTP/1.0 with
 //! `keep-alive`), a framed body read to its end, and no byte after it.
 
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -153,7 +154,10 @@ pub async fn exchange(
     }
     let mut received = false;
     loop {
-        if let Some(parsed) = parse_head(&mut conn.buf, head_only)? {
+        // Nothing is there yet right after the write: no parse of nothing.
+        if !conn.buf.is_empty()
+            && let Some(parsed) = parse_head(&mut conn.buf, head_only)?
+        {
             match parsed {
                 Parsed::Informational => {
                     received = true;
@@ -202,9 +206,14 @@ enum Parsed {
 /// The response head at the start of `buf`, taken out of it; `None` when
 /// it is not complete yet.
 fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, ResponseError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let len = match parsed.parse(buf) {
+    // Uninitialised, as in the fast path's request parse (`fastpath.rs`).
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {

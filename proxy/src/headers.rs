@@ -208,7 +208,14 @@ pub fn find_credential(headers: &HeaderMap) -> Credential<'_> {
             if let Some((scheme, rest)) = text.split_once(' ') {
                 if scheme.eq_ignore_ascii_case("bearer") {
                     let token = rest.trim();
-                    if token.is_empty() || token.contains(' ') {
+                    // Folded without an early exit, so that it vectorizes
+                    // as `to_str` does: `contains(' ')` walked a 700-byte
+                    // token at 800 instructions a request, this at a
+                    // quarter of that (callgrind, issue 11).
+                    let has_space = token
+                        .bytes()
+                        .fold(false, |seen, byte| seen | (byte == b' '));
+                    if token.is_empty() || has_space {
                         return Credential::MalformedBearer;
                     }
                     return Credential::Bearer(token);
@@ -466,6 +473,28 @@ pub(crate) mod tests {
                 Credential::Bearer("abc.def.ghi")
             );
         }
+    }
+
+    #[test]
+    fn a_space_anywhere_inside_a_long_token_is_found() {
+        // Longer than any vector the space search works in, with the
+        // space at each place a vector could start or end.
+        let token = "a".repeat(700);
+        for at in [1, 15, 16, 31, 32, 333, 698] {
+            let mut spaced = token.clone();
+            spaced.replace_range(at..=at, " ");
+            assert_eq!(
+                find_credential(&headers(&[("authorization", &format!("Bearer {spaced}"))])),
+                Credential::MalformedBearer,
+                "space at {at}"
+            );
+        }
+        // Spaces and tabs around it are not inside it.
+        let padded = format!("Bearer  \t{token} \t ");
+        assert_eq!(
+            find_credential(&headers(&[("authorization", &padded)])),
+            Credential::Bearer(&token)
+        );
     }
 
     #[test]

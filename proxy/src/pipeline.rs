@@ -131,7 +131,8 @@ impl Pipeline {
         let request_id = headers::request_id(request.headers());
         let method = request.method().clone();
         // Logged without the query: query strings carry tokens in some clients.
-        let path = request.uri().path().to_owned();
+        // Kept for the access line only: with it off, no copy a request.
+        let path = self.access_log.then(|| request.uri().path().to_owned());
         let cors_origin = self
             .cors
             .as_ref()
@@ -166,7 +167,14 @@ impl Pipeline {
         }
 
         self.metrics.in_flight.decrement(1.0);
-        self.record(&request_id, &method, &path, &response, &decision, started);
+        self.record(
+            &request_id,
+            &method,
+            path.as_deref().unwrap_or_default(),
+            &response,
+            &decision,
+            started,
+        );
         response
     }
 
@@ -216,8 +224,10 @@ impl Pipeline {
         } else {
             match self.authenticate(request.method(), request.headers()).await {
                 Ok(user_id) => {
-                    *decision = Decision::Allowed(user_id.clone());
-                    Some(user_id)
+                    let value = HeaderValue::from_str(&user_id)
+                        .expect("sub was checked to be visible ASCII");
+                    *decision = Decision::Allowed(user_id);
+                    Some(value)
                 }
                 Err(err) => {
                     *decision = match err {
@@ -235,9 +245,7 @@ impl Pipeline {
             headers::strip_credentials(headers);
         }
         if let Some(user_id) = user_id {
-            let value =
-                HeaderValue::from_str(&user_id).expect("sub was checked to be visible ASCII");
-            headers.insert(USER_ID, value);
+            headers.insert(USER_ID, user_id);
         }
         headers::append_forwarded_for(headers, &peer.forwarded_for);
         headers.insert(REQUEST_ID, request_id.clone());

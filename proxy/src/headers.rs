@@ -55,7 +55,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        .filter(|option| headers.contains_key(*option))
+        // A hop-by-hop name (`keep-alive`, in almost every response from
+        // the app) goes in the pass below anyway: looking it up here parsed
+        // and hashed it for nothing. One spelt in capitals is looked up.
+        .filter(|option| !is_hop_by_hop(option) && headers.contains_key(*option))
         .filter_map(|option| HeaderName::from_bytes(option.as_bytes()).ok())
         .collect();
     for name in named {
@@ -66,16 +69,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // instructions of the proxy's 64,500 (callgrind, issue 11); now about
     // 1,500. A request rarely carries any of them; a response from the app
     // usually carries `Connection`.
-    while let Some(name) = headers.keys().find(|name| is_hop_by_hop(name)).cloned() {
+    while let Some(name) = headers
+        .keys()
+        .find(|name| is_hop_by_hop(name.as_str()))
+        .cloned()
+    {
         headers.remove(name);
     }
 }
 
 /// The fields RFC 9110 §7.6.1 names as hop-by-hop, besides those a
-/// `Connection` header lists.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+/// `Connection` header lists; `name` in lower case, as `HeaderName` keeps
+/// it.
+fn is_hop_by_hop(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "connection"
             | "keep-alive"
             | "proxy-connection"
@@ -407,6 +415,23 @@ pub(crate) mod tests {
         strip_hop_by_hop(&mut map);
         let left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn connection_options_naming_hop_by_hop_fields_remove_them_in_any_case() {
+        // The hop-by-hop names among the options are left to the pass over
+        // the fields; whatever their case, nothing named stays.
+        let mut map = headers(&[
+            ("connection", "Keep-Alive, te, CLOSE, Upgrade"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("close", "a field named close"),
+            ("upgrade", "h2c"),
+            ("content-type", "text/csv"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        let left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type"]);
     }
 
     #[test]

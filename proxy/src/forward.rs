@@ -74,7 +74,8 @@ impl Upstream {
         &self,
         mut request: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, ProxyError> {
-        let progress = Arc::clone(&request.body().progress);
+        // `None`: a body the proxy made empty, complete from the start.
+        let progress = request.body().progress.clone();
         // Origin-form, as HTTP/1.1 sends to an origin server (RFC 9112
         // §3.2.1); the app speaks HTTP/1.1 whatever the client spoke to us.
         let path = request
@@ -91,20 +92,23 @@ impl Upstream {
         let mut exchange = std::pin::pin!(exchange);
         // Phase 1: the body is still arriving. Its own idle bound applies
         // (inside RequestBody); the response timeout does not run yet.
-        while progress.state() == BodyState::Streaming {
+        let progress = progress.as_deref();
+        while let Some(streaming) = progress
+            && streaming.state() == BodyState::Streaming
+        {
             tokio::select! {
-                result = exchange.as_mut() => return self.finish(result, &progress),
-                () = progress.changed.notified() => {}
+                result = exchange.as_mut() => return self.finish(result, progress),
+                () = streaming.changed.notified() => {}
             }
         }
-        if progress.state() == BodyState::Stalled {
+        if progress.is_some_and(|progress| progress.state() == BodyState::Stalled) {
             // The body's error is on its way to the client task; answer
             // now rather than wait for the app to notice.
             return Err(ProxyError::RequestBodyTimeout);
         }
         // Phase 2: the body is complete; the app gets the response timeout.
         match tokio::time::timeout(self.response_timeout, exchange).await {
-            Ok(result) => self.finish(result, &progress),
+            Ok(result) => self.finish(result, progress),
             Err(_) => {
                 metrics::counter!(m::UPSTREAM_ERRORS, "kind" => "timeout").increment(1);
                 Err(ProxyError::UpstreamTimeout)
@@ -115,12 +119,13 @@ impl Upstream {
     fn finish(
         &self,
         result: Result<Response<PooledBody>, ExchangeError>,
-        progress: &BodyProgress,
+        progress: Option<&BodyProgress>,
     ) -> Result<Response<PooledBody>, ProxyError> {
+        let state = progress.map_or(BodyState::Complete, BodyProgress::state);
         match result {
             Ok(response) => Ok(response),
-            Err(_) if progress.state() == BodyState::Stalled => Err(ProxyError::RequestBodyTimeout),
-            Err(_) if progress.state() == BodyState::ClientFailed => Err(ProxyError::ClientBody),
+            Err(_) if state == BodyState::Stalled => Err(ProxyError::RequestBodyTimeout),
+            Err(_) if state == BodyState::ClientFailed => Err(ProxyError::ClientBody),
             Err(err) => {
                 let connect = matches!(err, ExchangeError::Connect(_));
                 let kind = if connect { "connect" } else { "other" };
@@ -201,36 +206,47 @@ pub struct RequestBody {
     last_progress: tokio::time::Instant,
     /// Created on the first wait and moved, not reallocated, after that.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    progress: Arc<BodyProgress>,
+    /// `None` for an empty body made by the proxy, which never changes
+    /// state: the fast path made one for each of its requests, an
+    /// allocation and a free a request (callgrind, issue 11).
+    progress: Option<Arc<BodyProgress>>,
 }
 
 impl RequestBody {
     pub fn new(inner: Incoming, idle: Duration) -> Self {
-        let complete = inner.is_end_stream();
-        Self::with(Some(inner), complete, idle)
-    }
-
-    /// An empty body, for a body-less request sent again (see
-    /// [`crate::pool`]).
-    pub fn empty(idle: Duration) -> Self {
-        Self::with(None, true, idle)
-    }
-
-    fn with(inner: Option<Incoming>, complete: bool, idle: Duration) -> Self {
-        let state = if complete {
+        let state = if inner.is_end_stream() {
             BodyState::Complete
         } else {
             BodyState::Streaming
         };
         RequestBody {
-            inner,
+            inner: Some(inner),
             idle,
             last_progress: tokio::time::Instant::now(),
             timer: None,
-            progress: Arc::new(BodyProgress {
+            progress: Some(Arc::new(BodyProgress {
                 state: AtomicU8::new(state as u8),
                 changed: tokio::sync::Notify::new(),
-            }),
+            })),
+        }
+    }
+
+    /// An empty body: a fast-path request's ([`crate::fastpath`]) or a
+    /// body-less request's sent again ([`crate::pool`]).
+    pub fn empty(idle: Duration) -> Self {
+        RequestBody {
+            inner: None,
+            idle,
+            last_progress: tokio::time::Instant::now(),
+            timer: None,
+            progress: None,
+        }
+    }
+
+    /// Tells [`Upstream::send`] how the body stands.
+    fn report(&self, state: BodyState) {
+        if let Some(progress) = &self.progress {
+            progress.set(state);
         }
     }
 
@@ -256,16 +272,16 @@ impl HttpBody for RequestBody {
             Poll::Ready(Some(Ok(frame))) => {
                 this.last_progress = tokio::time::Instant::now();
                 if inner.is_end_stream() {
-                    this.progress.set(BodyState::Complete);
+                    this.report(BodyState::Complete);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => {
-                this.progress.set(BodyState::ClientFailed);
+                this.report(BodyState::ClientFailed);
                 Poll::Ready(Some(Err(BodyError::Client(err))))
             }
             Poll::Ready(None) => {
-                this.progress.set(BodyState::Complete);
+                this.report(BodyState::Complete);
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -279,7 +295,7 @@ impl HttpBody for RequestBody {
                 }
                 if timer.as_mut().poll(cx).is_ready() {
                     metrics::counter!(m::CLIENT_TIMEOUTS, "kind" => "body_idle").increment(1);
-                    this.progress.set(BodyState::Stalled);
+                    this.report(BodyState::Stalled);
                     return Poll::Ready(Some(Err(BodyError::Stalled(idle))));
                 }
                 Poll::Pending

@@ -319,7 +319,9 @@ async fn write_response(
         Some(length) => Framing::Length(length),
         None => Framing::Chunked,
     };
+    let mut has_date = false;
     for (name, value) in &parts.headers {
+        has_date |= name == DATE;
         if name == CONNECTION {
             close |= has_token(value.as_bytes(), "close");
             continue;
@@ -333,7 +335,7 @@ async fn write_response(
     if let Some((name, value)) = framing_field {
         field(&mut out, name, value.as_bytes());
     }
-    if !parts.headers.contains_key(DATE) {
+    if !has_date {
         DATE_CACHE.with(|cache| field(&mut out, b"date", cache.borrow_mut().now().as_bytes()));
     }
     if close {
